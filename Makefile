@@ -1,0 +1,59 @@
+# Transfer-learning course. A newcomer types two commands:
+#   make course   run every lecture notebook (lite profile on a CPU) and build the site
+#   make test     run the whole test suite
+# Both create the environment first when it is missing or out of date.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-stamp
+FMNIST_DEB := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+# Extra pip options, e.g. PIP_OPTS="--no-index --find-links wheelhouse" for an offline install.
+PIP_OPTS ?=
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: setup data test test-fast bench doctor clean-venv help
+
+help:
+	@echo "make setup   create .venv with the pinned packages and the offline data"
+	@echo "make test    run the test suite (runs setup first if needed)"
+	@echo "make bench   run the benchmarks and write bench-results/report.json"
+	@echo "make doctor  print the environment report"
+
+setup: $(STAMP) data
+
+# Re-runs only when the pins change; otherwise this target takes a second.
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(PIP_OPTS) --upgrade "pip>=24"
+	$(PY) -m pip install --quiet $(PIP_OPTS) -c requirements.lock -e .
+	@touch $@
+
+# Fashion-MNIST: the Debian package when apt is available, else a sha256-checked download.
+data: $(STAMP)
+	@if [ -f $(FMNIST_DEB) ] || $(PY) -c "from xfer_helpers import assets; assets.asset_path('fashion_mnist')" 2>/dev/null; then \
+	  echo "Fashion-MNIST: present"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get install -y -qq dataset-fashion-mnist || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)) >/dev/null; \
+	elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then \
+	  sudo apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+	  XFER_ONLINE=1 $(VENV)/bin/xfer download fashion_mnist; \
+	fi
+
+doctor: setup
+	$(VENV)/bin/xfer doctor
+
+test: setup
+	$(PY) -m pytest
+
+# Quick loop while developing: skips tests marked slow.
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+clean-venv:
+	rm -rf $(VENV)

