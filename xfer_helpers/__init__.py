@@ -11,9 +11,12 @@ Example:
 """
 from __future__ import annotations
 
+from . import env as _env
 from .assets import asset_path, get_asset
 from .profiles import Profile, get_profile
 from .seeding import seed_everything
+
+_env.preload_triton()  # must happen before any TensorFlow import: see env.preload_triton
 
 __version__ = "0.1.0"
 __all__ = ["Profile", "asset_path", "get_asset", "get_profile", "seed_everything",

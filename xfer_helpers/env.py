@@ -43,6 +43,20 @@ def quiet_tensorflow() -> None:
     warnings.filterwarnings("ignore", module="tensorflow")
 
 
+def preload_triton() -> None:
+    """Import Triton (PyTorch's GPU compiler) before TensorFlow can be loaded.
+
+    With torch 2.14 and TensorFlow 2.21 in one process, importing Triton
+    *after* TensorFlow crashes Python (segmentation fault: the two ship
+    clashing LLVM symbols). Triton is imported by torchvision and timm, so a
+    notebook that imports TensorFlow first and timm second dies. Loading
+    Triton first (0.2 s, it does not import torch) avoids the clash.
+    """
+    if "triton" not in sys.modules and "tensorflow" not in sys.modules \
+            and importlib.util.find_spec("triton") is not None:
+        import triton  # noqa: F401
+
+
 def import_tensorflow():
     """Import TensorFlow with its start-up chatter silenced; return the module.
 
@@ -54,6 +68,7 @@ def import_tensorflow():
     quiet_tensorflow()
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
+    preload_triton()
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)

@@ -1,0 +1,110 @@
+"""Pretrained models for Keras (keras-hub), loaded offline from the same weights as PyTorch.
+
+Example:
+    >>> from xfer_helpers.keras.models import efficientnet_lite0
+    >>> model = efficientnet_lite0(num_classes=10)   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from ..env import import_tensorflow
+from ..pretrained import EFFICIENTNET_LITE0, efficientnet_keras_preset, text_model_dir
+
+import_tensorflow()  # quiet TensorFlow's start-up logs before Keras loads it
+
+import keras  # noqa: E402
+
+
+def _use_tensorflow_same_padding(backbone) -> int:
+    """Make keras-hub's EfficientNet pad like TensorFlow's "same" (as the weights were trained).
+
+    keras-hub pads every depthwise convolution symmetrically, like timm's
+    ``efficientnet_lite0``. The weights come from TensorFlow, whose "same"
+    padding for a stride-2 convolution on an even-sized input puts one pixel
+    less at the top/left. The shift is small but changes the logits by ~1.
+    Returns how many layers were changed. Input sizes must be multiples of 32.
+    """
+    changed = 0
+    for layer in backbone.layers:
+        if layer.name.endswith("dwconv_pad"):
+            conv = backbone.get_layer(layer.name.replace("dwconv_pad", "dwconv"))
+            k = conv.kernel_size[0]
+            if conv.strides[0] == 2:
+                layer.padding = ((k // 2 - 1, k // 2), (k // 2 - 1, k // 2))
+                changed += 1
+    return changed
+
+
+def efficientnet_lite0_backbone(pretrained: bool = True):
+    """The EfficientNet-Lite0 feature extractor (keras-hub), output (N, H/32, W/32, 1280).
+
+    Example:
+        >>> efficientnet_lite0_backbone().output_shape   # doctest: +SKIP
+        (None, None, None, 1280)
+    """
+    import keras_hub
+    backbone = keras_hub.models.Backbone.from_preset(
+        str(efficientnet_keras_preset()), load_weights=pretrained,
+        batch_norm_epsilon=1e-3, include_stem_padding=False, stem_conv_padding="same")
+    _use_tensorflow_same_padding(backbone)
+    return backbone
+
+
+def efficientnet_lite0(num_classes: int = 1000, pretrained: bool = True, dropout: float = 0.2,
+                       image_size: int | None = None):
+    """EfficientNet-Lite0 classifier in Keras with the same weights as the PyTorch model.
+
+    The backbone is called with ``training=False``, so its BatchNorm layers
+    stay in inference mode even when they are unfrozen later (the Keras
+    fine-tuning advice). With ``num_classes != 1000`` the head is new and random.
+    Inputs: RGB in [-1, 1], channels last, sides a multiple of 32.
+
+    Example:
+        >>> efficientnet_lite0(num_classes=3).layers[-1].units   # doctest: +SKIP
+        3
+    """
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive whole number, got {num_classes!r}")
+    if image_size is not None and (image_size < 32 or image_size % 32):
+        raise ValueError(f"image_size must be a multiple of 32 (32, 64, ..., 224), got {image_size}")
+    backbone = efficientnet_lite0_backbone(pretrained)
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    features = backbone(inputs, training=False)
+    pooled = keras.layers.GlobalAveragePooling2D(name="pooler")(features)
+    pooled = keras.layers.Dropout(dropout, name="head_dropout")(pooled)
+    outputs = keras.layers.Dense(num_classes, name="classifier")(pooled)
+    model = keras.Model(inputs, outputs, name="efficientnet_lite0")
+    if pretrained and num_classes == EFFICIENTNET_LITE0["num_classes"]:
+        from safetensors.numpy import load_file
+        weights = load_file(str(efficientnet_keras_preset() / "model.safetensors"))
+        model.get_layer("classifier").set_weights([weights["classifier.weight"].T,
+                                                    weights["classifier.bias"]])
+    return model
+
+
+def minilm_tokenizer(name: str = "minilm", sequence_length: int = 64):
+    """keras-hub BERT preprocessor (WordPiece tokenizer + packer) for MiniLM.
+
+    Returns a layer mapping strings to ``token_ids``, ``segment_ids`` and ``padding_mask``.
+
+    Example:
+        >>> minilm_tokenizer()(["Hello!"])["token_ids"][0][:4]   # doctest: +SKIP
+        [101, 7592, 999, 102]
+    """
+    import keras_hub
+    if sequence_length < 4:
+        raise ValueError(f"sequence_length must be at least 4 tokens, got {sequence_length}")
+    return keras_hub.models.BertTextClassifierPreprocessor.from_preset(
+        text_model_dir(name), sequence_length=sequence_length)
+
+
+def minilm_encoder(name: str = "minilm"):
+    """The pretrained MiniLM encoder as a keras-hub ``BertBackbone``.
+
+    Its outputs are ``sequence_output`` (N, T, 384) and ``pooled_output``.
+
+    Example:
+        >>> minilm_encoder().hidden_dim   # doctest: +SKIP
+        384
+    """
+    import keras_hub
+    return keras_hub.models.BertBackbone.from_preset(text_model_dir(name))

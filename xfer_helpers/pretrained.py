@@ -1,0 +1,127 @@
+"""Framework-neutral facts about the pretrained models, and the photos we test them on.
+
+The PyTorch loaders live in ``xfer_helpers.pytorch.models``, the Keras ones in
+``xfer_helpers.keras.models``; both read the same weight files listed here.
+
+Example:
+    >>> EFFICIENTNET_LITE0["mean"]
+    (0.5, 0.5, 0.5)
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import assets
+
+# EfficientNet-Lite0 was trained in TensorFlow on RGB images scaled to [-1, 1]
+# (mean 0.5, std 0.5 after dividing by 255) with TensorFlow "same" padding.
+EFFICIENTNET_LITE0 = {
+    "timm_name": "tf_efficientnet_lite0",
+    "input_size": 224,
+    "mean": (0.5, 0.5, 0.5),
+    "std": (0.5, 0.5, 0.5),
+    "num_features": 1280,
+    "num_classes": 1000,
+}
+
+# Names of MiniLM-compatible checkpoints that online mode accepts.
+ONLINE_TEXT_MODELS = ("bert-base-uncased", "distilbert-base-uncased")
+
+PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "cat")
+
+
+def load_photo(name: str = "chelsea", size: int = 224) -> np.ndarray:
+    """A scikit-image sample photo as uint8 RGB, resized (whole image, bicubic) to size x size.
+
+    Example:
+        >>> load_photo("coffee", 64).shape
+        (64, 64, 3)
+    """
+    from PIL import Image
+    from skimage import data
+    if name not in PHOTOS:
+        raise KeyError(f"Unknown photo {name!r}. Valid names: {', '.join(PHOTOS)}")
+    if size < 8:
+        raise ValueError(f"size must be at least 8 pixels, got {size}")
+    image = Image.fromarray(getattr(data, name)()).convert("RGB")
+    return np.asarray(image.resize((size, size), Image.BICUBIC))
+
+
+def normalize_for_efficientnet(images: np.ndarray) -> np.ndarray:
+    """uint8 RGB images (..., H, W, 3) -> float32 in [-1, 1], as EfficientNet-Lite0 expects.
+
+    Example:
+        >>> normalize_for_efficientnet(np.array([[[0, 255, 127]]], np.uint8)).round(2).tolist()
+        [[[-1.0, 1.0, -0.0]]]
+    """
+    images = np.asarray(images)
+    if images.shape[-1] != 3:
+        raise ValueError(f"expected RGB images with 3 channels last, got shape {images.shape}")
+    mean = np.array(EFFICIENTNET_LITE0["mean"], np.float32)
+    std = np.array(EFFICIENTNET_LITE0["std"], np.float32)
+    return ((images.astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
+
+
+def text_model_dir(name: str = "minilm") -> str:
+    """Local folder (offline MiniLM) or hub name (online) of a BERT-family checkpoint.
+
+    Example:
+        >>> Path(text_model_dir()).name
+        'model'
+    """
+    if name in ("minilm", "all-MiniLM-L6-v2"):
+        return str(assets.asset_path("minilm"))
+    if name in ONLINE_TEXT_MODELS:
+        if not assets.online_allowed():
+            raise assets.OfflineError(
+                f"{name!r} is downloaded from the Hugging Face hub, but online mode is off. "
+                f"Use 'minilm' (installed offline), or  export {assets.ONLINE_ENV}=1")
+        return name
+    raise KeyError(f"Unknown text model {name!r}. Valid names: minilm, {', '.join(ONLINE_TEXT_MODELS)}")
+
+
+def efficientnet_keras_preset() -> Path:
+    """Folder with a timm-style ``config.json`` + ``model.safetensors`` for keras-hub.
+
+    The weights ship as a PyTorch ``.pth`` file; the first call converts them
+    in a separate Python process (so a Keras session never imports PyTorch)
+    and caches the result under ``XFER_DATA_DIR``. The folder is written
+    under a temporary name and renamed when complete.
+    """
+    source = assets.asset_path("efficientnet_lite0")
+    target = assets.data_dir() / "presets" / "efficientnet_lite0_timm"
+    stamp = target / "source.sha256"
+    expected = assets.OFFLINE_SHA256["efficientnet_lite0"]
+    if stamp.exists() and stamp.read_text().strip() == expected:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".efficientnet_lite0.", dir=target.parent))
+    try:
+        code = ("from xfer_helpers.pytorch.models import export_timm_safetensors; "
+                f"export_timm_safetensors({str(tmp / 'model.safetensors')!r})")
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        if result.returncode != 0:
+            raise RuntimeError(f"Converting the EfficientNet-Lite0 weights from {source} failed:\n"
+                               f"{result.stderr[-2000:]}")
+        config = {"architecture": "efficientnet_lite0", "num_classes": 1000, "num_features": 1280,
+                  "pretrained_cfg": {"classifier": "classifier", "input_size": [3, 224, 224],
+                                     "mean": list(EFFICIENTNET_LITE0["mean"]),
+                                     "std": list(EFFICIENTNET_LITE0["std"])}}
+        (tmp / "config.json").write_text(json.dumps(config, indent=1))
+        (tmp / "source.sha256").write_text(expected)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -1,0 +1,113 @@
+"""Pretrained models for PyTorch, loaded offline from the asset registry.
+
+Example:
+    >>> from xfer_helpers.pytorch.models import efficientnet_lite0
+    >>> model = efficientnet_lite0(num_classes=10)   # ImageNet backbone, new 10-class head
+    >>> model.classifier.out_features
+    10
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import assets
+from ..pretrained import EFFICIENTNET_LITE0, text_model_dir
+
+
+def _lite0_state_dict(model: torch.nn.Module) -> dict:
+    """The packaged weights renamed to timm's names.
+
+    The file uses the names of the original EfficientNet-PyTorch port
+    (``_conv_stem.weight``...). Both list the 296 tensors in the same order
+    with the same shapes, so we match them by position and check every shape.
+    """
+    source = torch.load(assets.asset_path("efficientnet_lite0"), map_location="cpu", weights_only=True)
+    target = model.state_dict()
+    if len(source) != len(target):
+        raise RuntimeError(f"weight file has {len(source)} tensors, the model {len(target)}")
+    renamed = {}
+    for (name, tensor), (src_name, src) in zip(target.items(), source.items()):
+        if tensor.shape != src.shape:
+            raise RuntimeError(f"shape mismatch: {src_name} {tuple(src.shape)} vs {name} {tuple(tensor.shape)}")
+        renamed[name] = src
+    return renamed
+
+
+def efficientnet_lite0(num_classes: int = 1000, pretrained: bool = True,
+                       drop_rate: float = 0.2) -> torch.nn.Module:
+    """EfficientNet-Lite0 (timm ``tf_efficientnet_lite0``) with ImageNet weights.
+
+    With ``num_classes != 1000`` the ImageNet head is replaced by a new,
+    randomly initialised ``model.classifier`` with that many outputs.
+    ``pretrained=False`` gives the same architecture with random weights
+    (for the train-from-scratch baseline). Inputs: RGB in [-1, 1].
+
+    Example:
+        >>> efficientnet_lite0(num_classes=3).classifier
+        Linear(in_features=1280, out_features=3, bias=True)
+    """
+    import timm
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive whole number, got {num_classes!r}")
+    model = timm.create_model(EFFICIENTNET_LITE0["timm_name"], pretrained=False, drop_rate=drop_rate)
+    if pretrained:
+        model.load_state_dict(_lite0_state_dict(model))
+    if num_classes != 1000:
+        model.reset_classifier(num_classes)
+    return model
+
+
+def export_timm_safetensors(path: str) -> None:
+    """Write the pretrained EfficientNet-Lite0 weights, timm names, to a safetensors file.
+
+    keras-hub reads this file (see ``xfer_helpers.pretrained.efficientnet_keras_preset``).
+    """
+    from safetensors.torch import save_file
+    model = efficientnet_lite0()
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()
+               if not k.endswith("num_batches_tracked")}
+    save_file(tensors, path)
+
+
+def _quiet_transformers() -> None:
+    import transformers
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def minilm_tokenizer(name: str = "minilm"):
+    """The WordPiece tokenizer of MiniLM (or of an online checkpoint name).
+
+    Example:
+        >>> minilm_tokenizer()("Hello!")["input_ids"]
+        [101, 7592, 999, 102]
+    """
+    from transformers import AutoTokenizer
+    _quiet_transformers()
+    return AutoTokenizer.from_pretrained(text_model_dir(name))
+
+
+def minilm_encoder(name: str = "minilm") -> torch.nn.Module:
+    """The pretrained BERT-architecture encoder (``transformers.AutoModel``), in eval mode.
+
+    Example:
+        >>> minilm_encoder().config.hidden_size
+        384
+    """
+    from transformers import AutoModel
+    _quiet_transformers()
+    return AutoModel.from_pretrained(text_model_dir(name)).eval()
+
+
+def minilm_classifier(num_labels: int, name: str = "minilm") -> torch.nn.Module:
+    """Pretrained encoder + a new, randomly initialised classification head.
+
+    Example:
+        >>> minilm_classifier(3).classifier.out_features
+        3
+    """
+    from transformers import AutoModelForSequenceClassification
+    if not isinstance(num_labels, int) or num_labels < 2:
+        raise ValueError(f"num_labels must be a whole number of at least 2, got {num_labels!r}")
+    _quiet_transformers()
+    return AutoModelForSequenceClassification.from_pretrained(text_model_dir(name), num_labels=num_labels)
