@@ -53,9 +53,12 @@ def efficientnet_lite0(num_classes: int = 1000, pretrained: bool = True, dropout
                        image_size: int | None = None):
     """EfficientNet-Lite0 classifier in Keras with the same weights as the PyTorch model.
 
-    The backbone is called with ``training=False``, so its BatchNorm layers
-    stay in inference mode even when they are unfrozen later (the Keras
-    fine-tuning advice). With ``num_classes != 1000`` the head is new and random.
+    The backbone is called with ``training=False`` (the classic Keras advice).
+    In Keras 3 that alone no longer keeps BatchNorm in inference mode once the
+    backbone is unfrozen (``model.fit`` passes ``training=True`` down;
+    keras-team/keras#20285): unfreeze with ``xfer_helpers.keras.transfer.unfreeze``,
+    which keeps the BatchNorm layers frozen, and frozen BN layers run in
+    inference mode. With ``num_classes != 1000`` the head is new and random.
     Inputs: RGB in [-1, 1], channels last, sides a multiple of 32.
 
     Example:
