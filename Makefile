@@ -13,9 +13,10 @@ FMNIST_DEB := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 PIP_OPTS ?=
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup data test test-fast bench doctor clean-venv help
+.PHONY: setup data course test test-fast bench doctor clean-venv help
 
 help:
+	@echo "make course  run every lecture notebook (lite profile) into build/ (runs setup first)"
 	@echo "make setup   create .venv with the pinned packages and the offline data"
 	@echo "make test    run the test suite (runs setup first if needed)"
 	@echo "make bench   run the benchmarks and write bench-results/report.json"
@@ -41,6 +42,9 @@ data: $(STAMP)
 	else \
 	  XFER_ONLINE=1 $(VENV)/bin/xfer download fashion_mnist; \
 	fi
+
+course: setup
+	$(PY) scripts/run_course.py
 
 doctor: setup
 	$(VENV)/bin/xfer doctor
