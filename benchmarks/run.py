@@ -1,0 +1,142 @@
+"""Run the benchmarks (``make bench``) and write ``bench-results/report.json``.
+
+Every ``benchmarks/bench_*.py`` module is a benchmark if it defines
+``run() -> list[dict]``; each row has at least ``name``, ``value`` and ``unit``
+(more keys such as ``target``, ``ok`` or ``min`` are kept in the report). Each
+module runs in its own Python process, so PyTorch and TensorFlow never share a
+process and one benchmark's threads or memory cannot slow the next.
+
+Usage:
+    python benchmarks/run.py                 # all benchmarks
+    python benchmarks/run.py torch_loop      # only modules whose name contains "torch_loop"
+    python benchmarks/run.py --list          # show what would run
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DEFAULT_OUT = ROOT / "bench-results" / "report.json"
+
+
+def discover(filters: list[str] | None = None) -> list[Path]:
+    """The bench_*.py files, sorted; only those whose name contains one of ``filters`` if given."""
+    found = sorted(HERE.glob("bench_*.py"))
+    return [p for p in found if not filters or any(f in p.stem for f in filters)]
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info() -> dict:
+    """Where the numbers come from: CPU, load, library versions and the PyTorch device."""
+    info = {"python": platform.python_version(), "platform": platform.platform(terse=True),
+            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "versions": {p: _version(p) for p in ("torch", "tensorflow", "keras", "numpy")}}
+    try:
+        import torch
+
+        from xfer_helpers import env
+        device = env.torch_device()
+        info.update(torch_device=str(device), torch_threads=torch.get_num_threads(),
+                    gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None)
+    except Exception as exc:  # a report without a device beats no report
+        info["torch_device"] = f"unavailable ({exc})"
+    return info
+
+
+def run_module_here(path: Path, out: Path) -> None:
+    """Import one benchmark module, call its run() and write the rows as JSON (child process)."""
+    sys.path.insert(0, str(ROOT))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = module.run()
+    for row in rows:
+        missing = {"name", "value", "unit"} - set(row)
+        if missing:
+            raise ValueError(f"{path.name}: row {row} lacks {sorted(missing)}")
+    out.write_text(json.dumps(rows))
+
+
+def run_module(path: Path) -> tuple[list[dict], str | None, float]:
+    """Run one benchmark in a fresh process; return (rows, error or None, seconds)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rows.json"
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--one", str(path),
+                               "--rows", str(out)], cwd=ROOT)
+        seconds = time.perf_counter() - start
+        if proc.returncode != 0 or not out.exists():
+            return [], f"exit status {proc.returncode} (see the output above)", seconds
+        return json.loads(out.read_text()), None, seconds
+
+
+def format_table(rows: list[dict]) -> str:
+    """A plain-text table: module, name, value, unit, target, ok."""
+    header = ("module", "name", "value", "unit", "target", "ok")
+    lines = [[r.get("module", ""), r["name"],
+              f"{r['value']:.4g}" if isinstance(r["value"], (int, float)) else str(r["value"]),
+              r["unit"], str(r.get("target", "")), {True: "yes", False: "NO"}.get(r.get("ok"), "")]
+             for r in rows]
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *lines)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+                     + [fmt.format(*line) for line in lines])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("filters", nargs="*", help="run only modules whose name contains one of these")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report file (default: %(default)s)")
+    parser.add_argument("--list", action="store_true", help="list the benchmark modules and stop")
+    parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)   # internal: child process
+    parser.add_argument("--rows", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        run_module_here(args.one, args.rows)
+        return 0
+    modules = discover(args.filters)
+    if args.list or not modules:
+        print("\n".join(p.name for p in modules) or f"No benchmarks match {args.filters}.")
+        return 0 if modules else 1
+    report = {"created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+              "machine": machine_info(), "results": [], "errors": [], "seconds": {}}
+    for path in modules:
+        print(f"== {path.stem}", flush=True)
+        rows, error, seconds = run_module(path)
+        report["seconds"][path.stem] = round(seconds, 1)
+        report["results"] += [{"module": path.stem, **row} for row in rows]
+        if error:
+            report["errors"].append({"module": path.stem, "error": error})
+            print(f"   FAILED: {error}", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    m = report["machine"]
+    print(f"\n{m['cpu_count']} CPU cores, torch {m['versions']['torch']} on {m.get('torch_device')}, "
+          f"load {m['load_average_1min']}")
+    print(format_table(report["results"]))
+    print(f"\nReport: {args.out}")
+    return 1 if report["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
