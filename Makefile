@@ -13,12 +13,14 @@ FMNIST_DEB := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 PIP_OPTS ?=
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup data course test test-fast bench doctor clean-venv help
+.PHONY: setup data course test test-fast bench doctor release grade clean-venv help
 
 help:
 	@echo "make course  run every lecture notebook (lite profile) into build/ (runs setup first)"
 	@echo "make setup   create .venv with the pinned packages and the offline data"
 	@echo "make test    run the test suite (runs setup first if needed)"
+	@echo "make release regenerate exercises/ from solutions/ (nbgrader)"
+	@echo "make grade EXERCISE=00_concepts SUBMISSIONS=folder-or.zip   autograde a class"
 	@echo "make bench   run the benchmarks and write bench-results/report.json"
 	@echo "make doctor  print the environment report"
 
@@ -58,6 +60,14 @@ test-fast: setup
 
 bench: setup
 	$(PY) benchmarks/run.py
+
+# Regenerate exercises/ from solutions/ with nbgrader (never edit exercises/ by hand).
+release: setup
+	$(PY) -m xfer_helpers.grading release
+
+# Grade a class: make grade EXERCISE=00_concepts SUBMISSIONS=path/to/folder-or.zip [JOBS=2]
+grade: setup
+	$(PY) -m xfer_helpers.grading grade $(EXERCISE) $(SUBMISSIONS) --out grades/$(EXERCISE) --jobs $(or $(JOBS),1)
 
 clean-venv:
 	rm -rf $(VENV)

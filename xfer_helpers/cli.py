@@ -1,11 +1,12 @@
-"""The ``xfer`` command: ``xfer doctor`` checks the environment, ``xfer download`` fetches originals."""
+"""The ``xfer`` command: ``xfer doctor`` checks the environment, ``xfer download`` fetches
+originals, ``xfer grade`` autogrades a class's submissions."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 
-from . import assets, env
+from . import assets, env, grading
 
 
 def doctor(args: argparse.Namespace) -> int:
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("download", help="download an asset's original (needs XFER_ONLINE=1)")
     p.add_argument("name", help=f"one of: {', '.join(n for n, a in assets.ASSETS.items() if a.online)}")
     p.set_defaults(func=download)
+    grading.register(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
