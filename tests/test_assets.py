@@ -1,5 +1,6 @@
 """Asset registry: offline sources, sha256-checked downloads, clear errors."""
 import gzip
+import os
 import hashlib
 import http.server
 import socket
@@ -190,3 +191,17 @@ def test_source_report_flags_missing_assets(monkeypatch):
 def test_data_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv(assets.DATA_DIR_ENV, str(tmp_path))
     assert assets.data_dir() == Path(tmp_path)
+
+
+def test_online_text_model_needs_online_mode(monkeypatch, tmp_path):
+    from xfer_helpers import pretrained
+    monkeypatch.delenv(assets.ONLINE_ENV, raising=False)
+    with pytest.raises(assets.OfflineError, match="minilm"):
+        pretrained.text_model_dir("bert-base-uncased")
+    with pytest.raises(KeyError, match="distilbert-base-uncased"):
+        pretrained.text_model_dir("gpt-7")
+    monkeypatch.setenv(assets.ONLINE_ENV, "1")
+    monkeypatch.setenv(assets.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.delenv("HF_HOME", raising=False)
+    assert pretrained.text_model_dir("bert-base-uncased") == "bert-base-uncased"
+    assert os.environ["HF_HOME"] == str(tmp_path / "huggingface")

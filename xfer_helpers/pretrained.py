@@ -84,6 +84,9 @@ def text_model_dir(name: str = "minilm") -> str:
             raise assets.OfflineError(
                 f"{name!r} is downloaded from the Hugging Face hub, but online mode is off. "
                 f"Use 'minilm' (installed offline), or  export {assets.ONLINE_ENV}=1")
+        # Hub downloads go to the course's one cache folder. The hub client checks
+        # each weight file against the sha256 the hub publishes for it.
+        os.environ.setdefault("HF_HOME", str(assets.data_dir() / "huggingface"))
         return name
     raise KeyError(f"Unknown text model {name!r}. Valid names: minilm, {', '.join(ONLINE_TEXT_MODELS)}")
 
