@@ -80,8 +80,13 @@ def test_every_offline_asset_loads_with_sockets_blocked(no_network, cache, monke
     from xfer_helpers import datasets
     fm = datasets.load_fashion_mnist(n_train=100, n_test=100)
     assert fm.x_train.shape == (100, 28, 28)
-    texts, labels = datasets.load_tweets(domain="airline", n=50)[:2]
-    assert len(texts) == 50 and set(np.unique(labels)) <= {0, 1, 2}
+    tweets = datasets.load_tweets(domain="airline", n=50)
+    assert len(tweets.texts) == 50 and set(np.unique(tweets.labels)) <= {0, 1, 2}
+    assert datasets.load_digits_data(n_train=20, n_test=10).x_train.shape == (20, 8, 8)
+    assert len(datasets.load_characters("meta_test", samples_per_char=2).images) > 0
+    moons = datasets.make_moons_shift(n_source=20, n_target=20)
+    assert moons.x_target.shape == (20, 2)
+    assert datasets.sample_sinusoid_tasks(n_tasks=2).amplitudes.shape == (2,)
     from xfer_helpers.imagenet import imagenet_class_names
     assert imagenet_class_names()[285] == "Egyptian cat"
     from xfer_helpers.pytorch.models import efficientnet_lite0, minilm_encoder, minilm_tokenizer
