@@ -127,8 +127,12 @@ def _imported(code: str) -> set[str]:
     return set(out.stdout.split())
 
 
-def test_neutral_and_keras_modules_import_no_framework():
-    assert _imported("import xfer_helpers.datasets, xfer_helpers.plots, xfer_helpers.keras.data") == set()
+def test_neutral_modules_import_no_framework():
+    assert _imported("import xfer_helpers.datasets, xfer_helpers.plots") == set()
+
+
+def test_keras_data_does_not_import_torch():
+    assert _imported("import xfer_helpers.keras.data") == {"tensorflow"}
 
 
 def test_pytorch_data_does_not_import_tensorflow():
