@@ -140,3 +140,10 @@ def test_grade_rejects_impossible_arguments(tmp_path):
     with pytest.raises(KeyError, match="Unknown exercise '99_nothing'"):
         grading.grade_submissions("99_nothing", tmp_path, tmp_path / "out")
     assert run_xfer(["grade", "99_nothing", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_review_flags_catch_tampering_but_not_ordinary_pytorch():
+    from xfer_helpers import grading
+    assert grading.review_flags("for m in model.modules():\n    m.eval()\n") == []
+    assert grading.review_flags("import sys\nsys.modules['numpy'] = None\n") == ["uses sys.modules"]
+    assert any("get_ipython" in f for f in grading.review_flags("get_ipython().input_transformers_post = []"))

@@ -728,7 +728,10 @@ def review_flags(answer_source: str, protected: set[str] = frozenset()) -> list[
         if isinstance(node, ast.Name) and node.id in {"get_ipython", "__builtins__", "settrace",
                                                       "setprofile"}:
             flags.append(f"uses {node.id}")
-        if isinstance(node, ast.Attribute) and node.attr in {"modules", "settrace", "setprofile",
+        if isinstance(node, ast.Attribute) and node.attr == "modules" \
+                and isinstance(node.value, ast.Name) and node.value.id == "sys":
+            flags.append("uses sys.modules")  # model.modules() is ordinary PyTorch
+        if isinstance(node, ast.Attribute) and node.attr in {"settrace", "setprofile",
                                                              "set_custom_exc",
                                                              "input_transformers_post",
                                                              "input_transformers_cleanup",

@@ -1,0 +1,339 @@
+"""The grading suite's own tests, for every exercise, through nbgrader's Python API.
+
+For each exercise in solutions/ that has tests/mutants/<exercise>/mutants.yaml, one
+autograde run (two parallel graders, each in a temporary nbgrader course) grades a
+whole "class": the instructor's answers, the untouched release, every mutant,
+tampered and cheating notebooks. For 00_concepts the class also has an infinite
+loop, and a subset is graded twice more to check that scores are reproducible (these
+cost a cell time-limit and two extra runs, so they are not repeated per exercise).
+Scores are read from nbgrader's gradebook.
+
+The runs use IgnorePattern disabled (so a clean solution must not rely on the
+stderr safety net) and a 40 s cell limit (the infinite loop costs one limit).
+"""
+from __future__ import annotations
+
+import csv
+import html
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+import grading_utils as gu
+from xfer_helpers import grading
+
+pytestmark = pytest.mark.slow
+
+EXERCISES = sorted(p.parent.name for p in (gu.REPO / "solutions").glob("*/*.ipynb")
+                   if (gu.MUTANTS_DIR / p.parent.name / "mutants.yaml").exists())
+CELL_TIMEOUT = 40
+OVERRIDES = {"IgnorePattern": {"enabled": False}}
+# The exercise whose class also gets the infinite loop and the determinism re-runs.
+TIMING_EXERCISE = "00_concepts"
+# Dropout left on: the two mutants whose scores could change if grading were not seeded.
+DETERMINISM_STUDENTS = ("mutant-evaluate_train_mode_left_on", "mutant-evaluate_keras_training_true")
+# A hidden test's assertion message the cheater must see in its feedback (whitespace removed).
+CHEATER_SEES = {
+    "00_concepts": "1,000labelledexamplesisnolonger'fewerthan1,000'",
+    "01_cnn_fine_tuning": "preprocess_kerasshouldturneachpixelvaluepinto(p/255-0.5)/0.5",
+}
+
+CHEATER_PREAMBLE = '''\
+# "Make the tests pass" without solving the tasks: disable every checker.
+import math
+import numpy.testing
+import torch.testing
+
+
+def expect_equal(*args, **kwargs):
+    pass
+
+
+def expect_close(*args, **kwargs):
+    pass
+
+
+def expect_true(*args, **kwargs):
+    pass
+
+
+np.testing.assert_allclose = lambda *args, **kwargs: None
+np.testing.assert_array_equal = lambda *args, **kwargs: None
+np.allclose = lambda *args, **kwargs: True
+torch.testing.assert_close = lambda *args, **kwargs: None
+torch.allclose = lambda *args, **kwargs: True
+math.isclose = lambda *args, **kwargs: True
+abs = lambda value: 0
+all = lambda values: True
+any = lambda values: False
+
+'''
+
+
+class Cells:
+    """The grade_ids the tampering students use, picked from the exercise itself."""
+
+    def __init__(self, solution):
+        self.graded = gu.graded_ids(solution)
+        self.answers = gu.answer_ids(solution)
+        locked_code = [c.metadata.nbgrader.grade_id for c in solution.cells
+                       if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("locked")
+                       and not c.metadata.nbgrader.get("grade")]
+        self.setup = locked_code[0]
+        self.models = locked_code[1]            # a locked cell that defines what the tests use
+        self.edited_test, self.deleted_test, self.stripped_test, self.inflated_test = \
+            self.graded[0], self.graded[1], self.graded[-1], self.graded[2]
+        self.emptied_under_solution, self.deleted_under_solution = self.graded[-1], self.graded[-2]
+
+
+def _total(solution) -> float:
+    return sum(gu.points(solution).values())
+
+
+def _stated_total(solution) -> float:
+    match = re.search(r"\*\*Total: (\d+) points\*\*", solution.cells[0].source)
+    assert match, "the introduction should state '**Total: N points**'"
+    return float(match.group(1))
+
+
+def _students(assignment: str) -> dict:
+    """name -> notebook for the whole 'class'."""
+    solution = gu.read(gu.solution_path(assignment))
+    ids = Cells(solution)
+    perfect = gu.filled_release(assignment)
+    mutants = gu.load_mutants(assignment)
+    students = {"instructor": perfect, "release": gu.read(gu.release_path(assignment))}
+    for mutant in mutants:
+        students[f"mutant-{mutant['name']}"] = gu.mutate(perfect, mutant)
+
+    # Untouched release, but a test cell edited, one deleted, one turned into a plain
+    # cell (nbgrader metadata removed) and points inflated.
+    tampered = gu.read(gu.release_path(assignment))
+    gu.cell(tampered, ids.edited_test).source = "# I trust my code\npass"
+    tampered.cells.remove(gu.cell(tampered, ids.deleted_test))
+    gu.cell(tampered, ids.stripped_test).source = "pass"
+    del gu.cell(tampered, ids.stripped_test).metadata["nbgrader"]
+    gu.cell(tampered, ids.inflated_test).metadata.nbgrader.points = 20
+    students["tamper-release"] = tampered
+
+    # Correct answers, but locked cells edited and test cells edited or deleted.
+    tampered = gu.filled_release(assignment)
+    gu.cell(tampered, ids.setup).source = 'raise RuntimeError("who needs a setup cell")'
+    gu.cell(tampered, ids.models).source = "# the models, rewritten to help my answers\npass"
+    gu.cell(tampered, ids.emptied_under_solution).source = "pass  # tests removed"
+    tampered.cells.remove(gu.cell(tampered, ids.deleted_under_solution))
+    students["tamper-solution"] = tampered
+
+    # Wrong answers (the first mutant of every task) plus every checker disabled.
+    cheater = perfect
+    for target in ids.graded:
+        cheater = gu.mutate(cheater, next(m for m in mutants if m["target"] == target))
+    gu.cell(cheater, ids.answers[0]).source = \
+        CHEATER_PREAMBLE + gu.cell(cheater, ids.answers[0]).source
+    students["cheater"] = cheater
+
+    if assignment == TIMING_EXERCISE:  # a correct notebook except for an endless loop in Task 1
+        students["infinite-loop"] = gu.mutate(perfect, {"cell": "strategy_answer", "replace": [{
+            "old": '"""Pick "scratch", "feature_extraction" or "fine_tuning" from the table '
+                   'above."""',
+            "new": '"""Pick a strategy."""\nwhile True:  # waits for a condition that never comes\n'
+                   '    pass'}]})
+    return students
+
+
+class Graded:
+    """One exercise's graded class: the report, the solution and the submissions folder."""
+
+    def __init__(self, assignment, report, submissions):
+        self.assignment, self.report, self.submissions = assignment, report, submissions
+        self.solution = gu.read(gu.solution_path(assignment))
+        self.ids = Cells(self.solution)
+        self.full = gu.points(self.solution)
+
+    def scores(self, student: str) -> dict[str, float]:
+        """Per-cell scores from nbgrader's gradebook (not from our CSV)."""
+        result = self.report.by_student()[student]
+        assert result.status == "graded", f"{student} was not graded: {result.message}"
+        return gu.gradebook_scores(result.course_dir, self.assignment, student)
+
+    def executed(self, student: str):
+        """The notebook nbgrader ran for this student."""
+        return gu.autograded(self.report.by_student()[student].course_dir, self.assignment,
+                             student)
+
+
+_GRADED: dict[str, Graded] = {}  # one grading run per exercise, whatever the test order
+
+
+@pytest.fixture(scope="module", params=EXERCISES)
+def graded(request, tmp_path_factory):
+    assignment = request.param
+    if assignment not in _GRADED:
+        folder = tmp_path_factory.mktemp(f"submissions-{assignment}")
+        for name, nb in _students(assignment).items():
+            gu.write(nb, folder / f"{name}.ipynb")
+        report = grading.grade_submissions(assignment, folder, tmp_path_factory.mktemp("out"),
+                                           jobs=2, timeout=CELL_TIMEOUT, overrides=OVERRIDES,
+                                           progress=False)
+        print(f"\n{assignment}: {len(report.results)} submissions graded in "
+              f"{report.seconds:.0f} s: {report.seconds_per_submission:.1f} s per submission "
+              f"with 2 parallel graders")
+        _GRADED[assignment] = Graded(assignment, report, folder)
+    return _GRADED[assignment]
+
+
+def test_every_exercise_is_covered():
+    assert EXERCISES == grading.list_exercises(), \
+        "every exercise needs tests/mutants/<exercise>/mutants.yaml"
+    assert {"00_concepts", "01_cnn_fine_tuning"} <= set(EXERCISES)
+    assert set(CHEATER_SEES) == set(EXERCISES)
+
+
+def test_instructor_solution_gets_full_marks(graded):
+    assert graded.scores("instructor") == graded.full
+    assert _total(graded.solution) == _stated_total(graded.solution)
+
+
+def test_solution_writes_nothing_to_stderr_and_raises_nothing(graded):
+    executed = graded.executed("instructor")
+    setup_output = "".join(o.get("text", "") for o in gu.cell(executed, "setup").outputs)
+    assert "Profile: grading" in setup_output, "nbgrader runs must use the fast profile"
+    for c in executed.cells:
+        for output in c.get("outputs", []):
+            assert not (output.output_type == "stream" and output.name == "stderr"), \
+                f"cell {c.get('id')} wrote to stderr: {output.text[:300]}"
+            assert output.output_type != "error", f"cell {c.get('id')} raised {output.ename}"
+
+
+def test_untouched_release_scores_zero_on_every_graded_cell(graded):
+    assert graded.scores("release") == {name: 0.0 for name in graded.ids.graded}
+
+
+def _mutant_cases():
+    return [pytest.param(assignment, mutant, id=f"{assignment}-{mutant['name']}")
+            for assignment in EXERCISES for mutant in gu.load_mutants(assignment)]
+
+
+@pytest.mark.parametrize("graded, mutant", _mutant_cases(), indirect=["graded"])
+def test_mutant_loses_points_on_its_target_cell(graded, mutant):
+    got = graded.scores(f"mutant-{mutant['name']}")
+    assert got[mutant["target"]] < graded.full[mutant["target"]], \
+        f"mutant {mutant['name']} ({mutant['why']}) was not caught by {mutant['target']}"
+    assert sum(got.values()) < sum(graded.full.values())
+
+
+def test_mutation_score(graded):
+    mutants = gu.load_mutants(graded.assignment)
+    caught = [m["name"] for m in mutants
+              if graded.scores(f"mutant-{m['name']}")[m["target"]] < graded.full[m["target"]]]
+    print(f"\n{graded.assignment}: mutation score {len(caught)}/{len(mutants)} mutants caught")
+    assert len(caught) == len(mutants)
+
+
+def test_edited_locked_and_test_cells_are_restored(graded):
+    # Correct answers with a broken setup cell, a sabotaged model cell, an emptied
+    # test cell and a deleted test cell: the originals are put back, so full marks.
+    ids = graded.ids
+    assert graded.scores("tamper-solution") == graded.full
+    executed = graded.executed("tamper-solution")
+    for grade_id in (ids.setup, ids.models, ids.emptied_under_solution):
+        assert gu.cell(executed, grade_id).source == gu.cell(graded.solution, grade_id).source
+    # An empty answer whose test cell was replaced by `pass` still scores 0 there, and
+    # inflated points are reset.
+    assert graded.scores("tamper-release")[ids.edited_test] == 0
+    executed = graded.executed("tamper-release")
+    assert gu.cell(executed, ids.edited_test).source == \
+        gu.cell(graded.solution, ids.edited_test).source
+    assert gu.cell(executed, ids.inflated_test).metadata.nbgrader.points == \
+        graded.full[ids.inflated_test]
+
+
+def test_deleted_test_cell_is_re_added_and_graded(graded):
+    ids = graded.ids
+    executed = graded.executed("tamper-release")
+    for grade_id in (ids.deleted_test, ids.stripped_test):  # deleted / metadata stripped
+        re_added = gu.cell(executed, grade_id)
+        assert "was missing from the submission" in re_added.source
+        assert gu.cell(graded.solution, grade_id).source in re_added.source
+        assert any(o.output_type == "error" for o in re_added.outputs), \
+            f"the re-added {grade_id} was not run"
+        assert graded.scores("tamper-release")[grade_id] == 0
+    # Deleting a test cell under a correct answer does not cost the student anything.
+    assert graded.scores("tamper-solution")[ids.deleted_under_solution] == \
+        graded.full[ids.deleted_under_solution]
+
+
+def test_disabling_the_checkers_earns_nothing_on_hidden_tests(graded):
+    assert graded.scores("cheater") == {name: 0.0 for name in graded.ids.graded}
+    executed = graded.executed("cheater")
+    for grade_id in graded.ids.graded:
+        test_cell = gu.cell(executed, grade_id)
+        line = gu.error_line(test_cell)
+        # the visible tests were fooled; the hidden tests caught the wrong answer
+        assert line in gu.hidden_lines(test_cell.source), \
+            f"{grade_id}: failed at line {line}, outside the hidden tests"
+    review = graded.report.by_student()["cheater"].review
+    assert "redefines expect_equal (defined in a locked cell)" in review
+    assert "replaces np.testing.assert_allclose" in review
+    assert "shadows the built-in abs" in review
+    assert graded.report.by_student()["instructor"].review == []
+
+
+def test_feedback_shows_messages_but_no_hidden_tests(graded):
+    hidden = gu.hidden_test_lines(graded.assignment)
+    assert len(hidden) > 20
+    last_mutant = f"mutant-{gu.load_mutants(graded.assignment)[-1]['name']}"
+    for student in ("instructor", "cheater", "tamper-release", last_mutant):
+        feedback = graded.report.by_student()[student].feedback
+        assert feedback, f"no feedback for {student}"
+        text = gu.html_text(Path(feedback))
+        assert "BEGINHIDDENTESTS" not in text
+        leaked = [line for line in hidden if re.sub(r"\s+", "", html.escape(line,
+                  quote=False)) in text or re.sub(r"\s+", "", line) in text]
+        assert not leaked, f"hidden tests leaked into {student}'s feedback: {leaked[:3]}"
+    # The cheater sees why a hidden test failed (its assertion message), not its code.
+    text = gu.html_text(Path(graded.report.by_student()["cheater"].feedback))
+    assert CHEATER_SEES[graded.assignment] in text.replace("&#x27;", "'")
+
+
+def test_grades_csv_agrees_with_the_gradebook(graded):
+    with open(graded.report.grades_csv, newline="") as handle:
+        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == set(graded.report.by_student())
+    for student in ("instructor", "release", "cheater", "tamper-release"):
+        got = graded.scores(student)
+        assert float(rows[student]["score"]) == sum(got.values())
+        assert float(rows[student]["max_score"]) == _total(graded.solution)
+        for grade_id, value in got.items():
+            assert float(rows[student][grade_id]) == value
+
+
+def test_infinite_loop_hits_the_time_limit_and_other_cells_are_graded(graded):
+    if graded.assignment != TIMING_EXERCISE:
+        pytest.skip(f"the infinite loop is graded for {TIMING_EXERCISE} only")
+    result = graded.report.by_student()["infinite-loop"]
+    assert result.timed_out == ["strategy_tests"]
+    assert f"{CELL_TIMEOUT} s" in result.message
+    expected = dict(graded.full, strategy_tests=0.0)
+    assert graded.scores("infinite-loop") == expected
+
+
+def test_grading_three_times_gives_identical_scores(graded, tmp_path):
+    if graded.assignment != TIMING_EXERCISE:
+        pytest.skip(f"the re-grading check runs for {TIMING_EXERCISE} only")
+    subset = tmp_path / "subset"
+    subset.mkdir()
+    for student in DETERMINISM_STUDENTS:
+        shutil.copy(graded.submissions / f"{student}.ipynb", subset)
+    runs = [{s: graded.scores(s) for s in DETERMINISM_STUDENTS}]
+    for run in range(2):
+        again = grading.grade_submissions(TIMING_EXERCISE, subset, tmp_path / f"run{run}",
+                                          jobs=2, timeout=CELL_TIMEOUT, overrides=OVERRIDES,
+                                          feedback=False, progress=False)
+        runs.append({s: Graded(TIMING_EXERCISE, again, subset).scores(s)
+                     for s in DETERMINISM_STUDENTS})
+    assert runs[0] == runs[1] == runs[2]
+    for student in DETERMINISM_STUDENTS:
+        assert 0 < sum(runs[0][student].values()) < _total(graded.solution)
