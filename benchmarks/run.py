@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.metadata
 import importlib.util
 import json
 import os
@@ -25,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from xfer_helpers.env import version_of
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -37,19 +38,12 @@ def discover(filters: list[str] | None = None) -> list[Path]:
     return [p for p in found if not filters or any(f in p.stem for f in filters)]
 
 
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def machine_info() -> dict:
     """Where the numbers come from: CPU, load, library versions and the PyTorch device."""
     info = {"python": platform.python_version(), "platform": platform.platform(terse=True),
             "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
             "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-            "versions": {p: _version(p) for p in ("torch", "tensorflow", "keras", "numpy")}}
+            "versions": {p: version_of(p) for p in ("torch", "tensorflow", "keras", "numpy")}}
     try:
         import torch
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 import re
 
+from ..blocks import select_by_blocks
 from ..env import import_tensorflow
 
 import_tensorflow()  # first, so TensorFlow's start-up logs stay quiet
@@ -82,22 +83,9 @@ def _block_layers(model, leaves, last_blocks, all_but_last_blocks, block_pattern
         raise ValueError(f"No layer name matches the block pattern {block_pattern!r}, so the model has no "
                          f"blocks. Pass block_pattern=... . {_names_hint(leaves)}")
     block_of = [(re.match(block_pattern, layer.name) or [None, None])[1] for layer, _ in leaves]
-    chosen = []
-    if last_blocks is not None:
-        if not 1 <= last_blocks <= len(blocks):
-            raise ValueError(f"last_blocks must be between 1 and {len(blocks)} (the blocks: {blocks}), "
-                             f"got {last_blocks}")
-        chosen += [layer for (layer, _), b in zip(leaves, block_of) if b in blocks[-last_blocks:]]
-    if all_but_last_blocks is not None:
-        if not 0 <= all_but_last_blocks <= len(blocks):
-            raise ValueError(f"all_but_last_blocks must be between 0 and {len(blocks)} "
-                             f"(the blocks: {blocks}), got {all_but_last_blocks}")
-        if all_but_last_blocks:
-            cut = block_of.index(blocks[-all_but_last_blocks])
-        else:  # everything up to the end of the last block
-            cut = max(i for i, b in enumerate(block_of) if b is not None) + 1
-        chosen += [layer for layer, _ in leaves[:cut]]
-    return chosen
+    picked = select_by_blocks(block_of, blocks, last_blocks, all_but_last_blocks,
+                              hint=f" (the blocks: {blocks})")
+    return [leaves[i][0] for i in picked]
 
 
 def _select(model, names=None, prefixes=None, last_blocks=None, all_but_last_blocks=None,

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..blocks import select_by_blocks
+
 _BATCHNORM = nn.modules.batchnorm._BatchNorm  # BatchNorm1d/2d/3d and SyncBatchNorm
 
 
@@ -69,21 +71,7 @@ def _block_params(model, params, last_blocks, all_but_last_blocks, blocks):
     for b in block_names:
         if b not in block_of:
             raise ValueError(f"Block {b!r} has no parameters (or no module of that name exists).")
-    chosen = []
-    if last_blocks is not None:
-        if not 1 <= last_blocks <= len(block_names):
-            raise ValueError(f"last_blocks must be between 1 and {len(block_names)}, got {last_blocks}")
-        chosen += [p for p, b in zip(params, block_of) if b in block_names[-last_blocks:]]
-    if all_but_last_blocks is not None:
-        if not 0 <= all_but_last_blocks <= len(block_names):
-            raise ValueError(f"all_but_last_blocks must be between 0 and {len(block_names)}, "
-                             f"got {all_but_last_blocks}")
-        if all_but_last_blocks:
-            cut = block_of.index(block_names[-all_but_last_blocks])
-        else:  # everything up to the end of the last block
-            cut = max(i for i, b in enumerate(block_of) if b is not None) + 1
-        chosen += params[:cut]
-    return chosen
+    return [params[i] for i in select_by_blocks(block_of, block_names, last_blocks, all_but_last_blocks)]
 
 
 def _select(model, names=None, prefixes=None, last_blocks=None, all_but_last_blocks=None,
