@@ -34,11 +34,10 @@ OVERRIDES = {"IgnorePattern": {"enabled": False}}
 TIMING_EXERCISE = "00_concepts"
 # Dropout left on: the two mutants whose scores could change if grading were not seeded.
 DETERMINISM_STUDENTS = ("mutant-evaluate_train_mode_left_on", "mutant-evaluate_keras_training_true")
-# A hidden test's assertion message the cheater must see in its feedback (whitespace removed).
-CHEATER_SEES = {
-    "00_concepts": "1,000labelledexamplesisnolonger'fewerthan1,000'",
-    "01_cnn_fine_tuning": "preprocess_kerasshouldturneachpixelvaluepinto(p/255-0.5)/0.5",
-}
+# A hidden test's assertion message the cheater must see in its feedback (whitespace removed),
+# one per exercise in tests/mutants/<exercise>/cheater_sees.txt.
+CHEATER_SEES = {name: (gu.MUTANTS_DIR / name / "cheater_sees.txt").read_text().strip()
+                for name in EXERCISES if (gu.MUTANTS_DIR / name / "cheater_sees.txt").exists()}
 
 CHEATER_PREAMBLE = '''\
 # "Make the tests pass" without solving the tasks: disable every checker.
