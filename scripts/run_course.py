@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
+
+import psutil
 
 import nbformat
 from nbclient import NotebookClient
@@ -23,6 +26,33 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
 
 
+class PeakMemory:
+    """Peak resident memory (bytes) of this process's children, i.e. the notebook's kernel, sampled 4x/s."""
+
+    def __init__(self):
+        self.peak, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        me = psutil.Process()
+        while not self._stop.wait(0.25):
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
 def run_notebook(path: Path, timeout: int = 1800) -> dict:
     """Execute one notebook in its folder; write build/<name>.ipynb and .html; return a summary row."""
     nb = nbformat.read(path, as_version=4)
@@ -31,12 +61,14 @@ def run_notebook(path: Path, timeout: int = 1800) -> dict:
     start = time.time()
     row = {"notebook": path.name, "ok": True, "failed_cell": None, "error": None}
     try:
-        client.execute()
+        with PeakMemory() as memory:
+            client.execute()
     except CellExecutionError as exc:
         index = next((i for i, c in enumerate(nb.cells) if c.get("cell_type") == "code"
                       and any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
         row.update(ok=False, failed_cell=index, error=str(exc).strip().splitlines()[-1][:300])
     row["seconds"] = round(time.time() - start, 1)
+    row["peak_memory_gb"] = round(memory.peak / 1e9, 2)
     BUILD.mkdir(exist_ok=True)
     nbformat.write(nb, BUILD / path.name)
     html, _ = HTMLExporter().from_notebook_node(nb)
@@ -59,9 +91,9 @@ def main(argv: list[str]) -> int:
         print(f"  {'ok' if r['ok'] else 'FAILED'} in {r['seconds']} s"
               + ("" if r["ok"] else f" at code cell {r['failed_cell']}: {r['error']}"), flush=True)
     (BUILD / "course_run.json").write_text(json.dumps(rows, indent=1))
-    print(f"\n{'notebook':<32} {'result':<8} {'seconds':>8}")
+    print(f"\n{'notebook':<32} {'result':<8} {'seconds':>8} {'peak GB':>8}")
     for r in rows:
-        print(f"{r['notebook']:<32} {'ok' if r['ok'] else 'FAILED':<8} {r['seconds']:>8}")
+        print(f"{r['notebook']:<32} {'ok' if r['ok'] else 'FAILED':<8} {r['seconds']:>8} {r['peak_memory_gb']:>8}")
     print(f"\nHTML pages are in {BUILD}/ (open them in a browser).")
     return 0 if all(r["ok"] for r in rows) else 1
 

@@ -132,3 +132,24 @@ def load_results(chapter: str, directory: str | os.PathLike | None = None) -> di
         raise FileNotFoundError(f"No results for chapter {chapter!r} at {path}. Run its notebook "
                                 f"first (results go to ${RESULTS_ENV}, default {DEFAULT_RESULTS_DIR}).")
     return json.loads(path.read_text())
+
+
+def markdown_table(rows, columns) -> str:
+    """A list of dicts -> a Markdown table; show it with ``display(Markdown(...))``.
+
+    ``columns`` is a list of ``(title, format)`` pairs; ``format(row)`` returns the cell's text.
+
+    Example:
+        >>> print(markdown_table([{"n": 10, "acc": 0.512}], [("n", lambda r: str(r["n"])),
+        ...                                                 ("accuracy", lambda r: f"{r['acc']:.2f}")]))
+        | n | accuracy |
+        |---|---|
+        | 10 | 0.51 |
+    """
+    columns = list(columns)
+    if not columns:
+        raise ValueError("columns must list at least one (title, format) pair")
+    lines = ["| " + " | ".join(title for title, _ in columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(fmt(row) for _, fmt in columns) + " |")
+    return "\n".join(lines)
