@@ -1,0 +1,174 @@
+"""Keras (keras-hub) pieces for BERT-style text classification, mirroring ``xfer_helpers.pytorch.text``.
+
+The token arrays come from :func:`xfer_helpers.text.encode_texts`, the same as in
+PyTorch; :func:`to_keras_inputs` renames them to keras-hub's ``token_ids`` and
+``padding_mask``.
+
+Example:
+    >>> from xfer_helpers.keras.text import build_text_classifier, to_keras_inputs
+    >>> model = build_text_classifier(minilm_encoder(), num_classes=3, pooling="mean")  # doctest: +SKIP
+    >>> model(to_keras_inputs(batch)).shape                                            # doctest: +SKIP
+    TensorShape([2000, 3])
+"""
+from __future__ import annotations
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..env import import_tensorflow
+from ..text import warmup_linear
+
+import_tensorflow()  # quiet TensorFlow's start-up logs before Keras loads it
+
+import keras  # noqa: E402
+from keras import ops  # noqa: E402
+
+from .training import progress_enabled  # noqa: E402
+
+POOLINGS = ("cls", "mean")
+
+
+def to_keras_inputs(encodings: dict) -> dict[str, np.ndarray]:
+    """``{"input_ids", "attention_mask"}`` (transformers names) -> keras-hub's int32 inputs.
+
+    Example:
+        >>> to_keras_inputs({"input_ids": np.array([[101, 102]]), "attention_mask": np.array([[1, 1]])})
+        {'token_ids': array([[101, 102]], dtype=int32), 'padding_mask': array([[1, 1]], dtype=int32)}
+    """
+    return {"token_ids": np.asarray(encodings["input_ids"], np.int32),
+            "padding_mask": np.asarray(encodings["attention_mask"], np.int32)}
+
+
+def masked_mean_pool(hidden, padding_mask):
+    """Average the token vectors (N, T, H) over the real tokens only (mask 1) -> (N, H).
+
+    Example:
+        >>> hidden = np.array([[[1.0], [3.0], [100.0]]], np.float32)   # the last token is padding
+        >>> ops.convert_to_numpy(masked_mean_pool(hidden, np.array([[1, 1, 0]]))).tolist()
+        [[2.0]]
+    """
+    mask = ops.expand_dims(ops.cast(padding_mask, hidden.dtype), -1)
+    return ops.sum(hidden * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
+
+
+def _encode(encoder, token_ids, padding_mask):
+    return encoder({"token_ids": token_ids, "segment_ids": ops.zeros_like(token_ids),
+                    "padding_mask": padding_mask})["sequence_output"]
+
+
+def build_text_classifier(encoder, num_classes: int, pooling: str = "cls", dropout: float = 0.1,
+                          name: str | None = None):
+    """keras-hub encoder + pooling ([CLS] or masked mean) + dropout + a new Dense ``classifier``.
+
+    Inputs ``{"token_ids", "padding_mask"}`` (see :func:`to_keras_inputs`), output logits.
+    Freeze the encoder with ``encoder.trainable = False`` before compiling. The encoder's
+    ``pooled_dense`` layer (unused here) is frozen, as PyTorch's ``TextClassifier`` drops it.
+
+    Example:
+        >>> model = build_text_classifier(minilm_encoder(), 3, pooling="mean")   # doctest: +SKIP
+        >>> model.get_layer("classifier").units                                  # doctest: +SKIP
+        3
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be a whole number of at least 2, got {num_classes!r}")
+    if "pooled_dense" in [layer.name for layer in encoder.layers]:
+        encoder.get_layer("pooled_dense").trainable = False
+    token_ids = keras.Input((None,), dtype="int32", name="token_ids")
+    padding_mask = keras.Input((None,), dtype="int32", name="padding_mask")
+    hidden = _encode(encoder, token_ids, padding_mask)
+    pooled = hidden[:, 0, :] if pooling == "cls" else masked_mean_pool(hidden, padding_mask)
+    pooled = keras.layers.Dropout(dropout, name="head_dropout")(pooled)
+    logits = keras.layers.Dense(num_classes, name="classifier", dtype="float32")(pooled)
+    return keras.Model({"token_ids": token_ids, "padding_mask": padding_mask}, logits,
+                       name=name or f"text_classifier_{pooling}")
+
+
+def encoder_features(encoder, encodings: dict, batch_size: int = 64,
+                     progress: bool = True) -> dict[str, np.ndarray]:
+    """Run the encoder once (inference mode); pooled features as NumPy, as in PyTorch.
+
+    Keys: ``"cls"``, ``"mean"`` (masked) and ``"mean_unmasked"`` (padding averaged in).
+
+    Example:
+        >>> features = encoder_features(minilm_encoder(), batch)   # doctest: +SKIP
+        >>> features["cls"].shape                                  # doctest: +SKIP
+        (2000, 384)
+    """
+    token_ids = keras.Input((None,), dtype="int32")
+    padding_mask = keras.Input((None,), dtype="int32")
+    hidden = _encode(encoder, token_ids, padding_mask)
+    model = keras.Model([token_ids, padding_mask],
+                        {"cls": hidden[:, 0, :], "mean": masked_mean_pool(hidden, padding_mask),
+                         "mean_unmasked": ops.mean(hidden, axis=1)})
+    inputs = to_keras_inputs(encodings)
+    out = {"cls": [], "mean": [], "mean_unmasked": []}
+    starts = range(0, len(inputs["token_ids"]), batch_size)
+    for start in tqdm(starts, desc="encoder features", disable=not progress_enabled(progress), leave=False):
+        batch = model.predict_on_batch([inputs["token_ids"][start:start + batch_size],
+                                        inputs["padding_mask"][start:start + batch_size]])
+        for key in out:
+            out[key].append(np.asarray(batch[key]))
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def train_linear_head(features, labels, num_classes: int, epochs: int = 40, lr: float = 1e-2,
+                      batch_size: int = 64, seed: int = 0):
+    """Train a Dense classifier (logits) on fixed (cached) features with AdamW; return it.
+
+    Example:
+        >>> head = train_linear_head(np.random.rand(40, 8).astype("float32"), np.arange(40) % 2, 2,
+        ...                          epochs=2)                     # doctest: +SKIP
+        >>> head.output_shape                                      # doctest: +SKIP
+        (None, 2)
+    """
+    from .training import fit
+    features = np.asarray(features, np.float32)
+    keras.utils.set_random_seed(seed)
+    head = keras.Sequential([keras.Input((features.shape[1],)), keras.layers.Dense(num_classes)])
+    head.compile(keras.optimizers.AdamW(lr), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                 metrics=["accuracy"])
+    fit(head, features, np.asarray(labels), epochs=epochs, batch_size=batch_size, progress=False)
+    return head
+
+
+class WarmupLinearSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """peak_lr x :func:`xfer_helpers.text.warmup_linear` as a Keras learning-rate schedule.
+
+    Example:
+        >>> schedule = WarmupLinearSchedule(1e-3, total_steps=10, warmup_steps=2)
+        >>> round(float(schedule(1)), 6), round(float(schedule(6)), 6)
+        (0.0005, 0.0005)
+    """
+
+    def __init__(self, peak_lr: float, total_steps: int, warmup_steps: int):
+        super().__init__()
+        if not peak_lr > 0:
+            raise ValueError(f"peak_lr must be positive, got {peak_lr}")
+        warmup_linear(0, total_steps, warmup_steps)  # checks the arguments
+        self.peak_lr, self.total_steps, self.warmup_steps = float(peak_lr), int(total_steps), int(warmup_steps)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warm = step / max(self.warmup_steps, 1)
+        decay = (self.total_steps - step) / max(1, self.total_steps - self.warmup_steps)
+        return self.peak_lr * ops.where(step < self.warmup_steps, warm, ops.maximum(decay, 0.0))
+
+    def get_config(self):
+        return {"peak_lr": self.peak_lr, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
+
+
+def first_layers_encoder(num_layers: int = 1, name: str = "minilm"):
+    """The pretrained keras-hub encoder cut to its first ``num_layers`` layers (fast tests).
+
+    Example:
+        >>> first_layers_encoder(1).num_layers   # doctest: +SKIP
+        1
+    """
+    import keras_hub
+
+    from ..pretrained import text_model_dir
+    if not isinstance(num_layers, int) or num_layers < 1:
+        raise ValueError(f"num_layers must be at least 1, got {num_layers!r}")
+    return keras_hub.models.BertBackbone.from_preset(text_model_dir(name), num_layers=num_layers)
