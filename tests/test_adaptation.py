@@ -16,6 +16,15 @@ from xfer_helpers.keras import adaptation as ka  # noqa: E402
 RNG = np.random.default_rng(0)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """These networks are tiny: one PyTorch thread is faster than several, above all on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ------------------------------------------------------------------ Fashion-MNIST-M
 def test_fashion_mnist_m_blends_as_absolute_difference():
     black = np.zeros((5, 28, 28), np.uint8)
