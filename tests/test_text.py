@@ -107,6 +107,7 @@ def test_torch_text_loader_yields_dict_batches_for_fit():
         text_loader(batch, [0, 1])
 
 
+@pytest.mark.slow  # imports transformers
 def test_torch_scheduler_matches_transformers():
     import torch
     from transformers import get_linear_schedule_with_warmup
