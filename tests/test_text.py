@@ -120,13 +120,14 @@ def test_torch_scheduler_matches_transformers():
         ours_opt.step(), ref_opt.step(), ours.step(), ref.step()
 
 
+@pytest.mark.slow  # a short training run
 def test_torch_linear_head_learns_separable_features():
     from xfer_helpers.pytorch import predict
     from xfer_helpers.pytorch.text import train_linear_head
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 640)
     features = (np.eye(3)[labels] * 2 + rng.normal(0, 0.3, (640, 3))).astype(np.float32)
-    head = train_linear_head(features, labels, 3, epochs=20)
+    head = train_linear_head(features, labels, 3, epochs=8)
     assert (predict(head, features).argmax(1) == labels).mean() > 0.95
 
 
