@@ -390,28 +390,33 @@ def adapted_predictions(model: nn.Module, x_support, y_support, x, lr: float = 0
 
 
 def saved_tensor_bytes(fn) -> tuple[object, int]:
-    """Run ``fn()`` and count the bytes of the tensors autograd saves for the backward pass.
+    """Run ``fn()``; return its result and the bytes autograd still holds for the backward pass.
 
-    This is the memory a training step holds between forward and backward,
-    the part that second-order MAML makes larger; on a GPU,
+    Counts the tensors saved for backward (``torch.autograd.graph.saved_tensors_hooks``)
+    that are still alive when ``fn`` returns, i.e. the memory a training step
+    holds between its forward and its backward pass; second-order MAML makes
+    it larger. A tensor saved twice counts twice. On a GPU,
     ``torch.cuda.max_memory_allocated`` measures the whole peak instead.
 
     Example:
         >>> model = sinusoid_mlp()
-        >>> _, n = saved_tensor_bytes(lambda: model(torch.zeros(10, 1)).sum())
+        >>> loss, n = saved_tensor_bytes(lambda: model(torch.zeros(10, 1)).sum())
         >>> n > 0
         True
     """
-    total = 0
+    live = [0]
 
-    def pack(tensor):
-        nonlocal total
-        total += tensor.numel() * tensor.element_size()
-        return tensor
+    class Saved:
+        def __init__(self, tensor):
+            self.tensor, self.nbytes = tensor, tensor.numel() * tensor.element_size()
+            live[0] += self.nbytes
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        def __del__(self):
+            live[0] -= self.nbytes
+
+    with torch.autograd.graph.saved_tensors_hooks(Saved, lambda saved: saved.tensor):
         result = fn()
-    return result, total
+    return result, live[0]
 
 
 class MAML:
