@@ -298,3 +298,32 @@ def gap_closed(source_only: float, method: float, oracle: float) -> float:
     if oracle <= source_only:
         raise ValueError(f"the oracle ({oracle}) must beat source-only ({source_only}) for a gap to exist")
     return round((method - source_only) / (oracle - source_only), 12)
+
+
+METHODS = ("source_only", "dann", "coral", "mmd")
+OPTIMIZERS = ("adam", "sgd")
+
+
+def check_training_args(method: str, epochs: int, batch_size: int, x_source, y_source,
+                        x_target=None, optimizer: str = "adam") -> None:
+    """Raise a clear error for bad ``train_adaptation`` arguments (shared by both frameworks).
+
+    Example:
+        >>> check_training_args("dann", 0, 64, [0], [0])
+        Traceback (most recent call last):
+        ...
+        ValueError: epochs must be at least 1, got 0
+    """
+    if method not in METHODS:
+        raise KeyError(f"Unknown method {method!r}. Valid methods: {', '.join(METHODS)}")
+    if optimizer not in OPTIMIZERS:
+        raise KeyError(f"Unknown optimizer {optimizer!r}. Valid optimizers: {', '.join(OPTIMIZERS)}")
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    if batch_size < 2:
+        raise ValueError(f"batch_size must be at least 2 (covariances need 2 samples), got {batch_size}")
+    if len(x_source) != len(y_source):
+        raise ValueError(f"x_source and y_source must have the same length, got {len(x_source)} "
+                         f"and {len(y_source)}")
+    if method != "source_only" and x_target is None:
+        raise ValueError(f"method {method!r} needs unlabelled target inputs x_target")

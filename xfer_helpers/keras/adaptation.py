@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from ..adaptation import METHODS, OPTIMIZERS, check_training_args  # noqa: F401 (re-exported)
 from ..env import import_tensorflow
 from ..history import History
 
@@ -31,8 +32,6 @@ __all__ = ["grad_reverse", "GradientReversal", "coral_loss", "mmd2", "DomainAdap
            "small_cnn", "small_mlp", "adaptation_step", "train_adaptation", "predict_logits",
            "METHODS"]
 
-METHODS = ("source_only", "dann", "coral", "mmd")
-OPTIMIZERS = ("adam", "sgd")
 MMD_SIGMAS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
@@ -262,21 +261,9 @@ def train_adaptation(model, x_source, y_source, x_target=None, *, method: str = 
     """
     from tqdm.auto import tqdm
     from .training import progress_enabled
-    if method not in METHODS:
-        raise KeyError(f"Unknown method {method!r}. Valid methods: {', '.join(METHODS)}")
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
-    if batch_size < 2:
-        raise ValueError(f"batch_size must be at least 2 (covariances need 2 samples), got {batch_size}")
-    if len(x_source) != len(y_source):
-        raise ValueError(f"x_source and y_source must have the same length, got {len(x_source)} "
-                         f"and {len(y_source)}")
-    if method != "source_only" and x_target is None:
-        raise ValueError(f"method {method!r} needs unlabelled target inputs x_target")
+    check_training_args(method, epochs, batch_size, x_source, y_source, x_target, optimizer)
     x_source, y_source = np.asarray(x_source, np.float32), np.asarray(y_source, np.int64)
     x_target = np.asarray(x_target, np.float32) if x_target is not None else x_source
-    if optimizer not in OPTIMIZERS:
-        raise KeyError(f"Unknown optimizer {optimizer!r}. Valid optimizers: {', '.join(OPTIMIZERS)}")
     optimizer = (keras.optimizers.Adam(lr, epsilon=1e-8) if optimizer == "adam"   # PyTorch's epsilon
                  else keras.optimizers.SGD(lr, momentum=0.9))
     step_fn = tf.function(lambda xs, ys, xt, p: adaptation_step(model, optimizer, xs, ys, xt, method,

@@ -19,15 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..adaptation import dann_lambda
+from ..adaptation import METHODS, OPTIMIZERS, check_training_args, dann_lambda
 from ..history import History
 
 __all__ = ["GradientReversalFunction", "grad_reverse", "GradientReversal", "coral_loss", "mmd2",
            "DomainAdaptationNet", "small_cnn", "small_mlp", "adaptation_step", "train_adaptation",
            "predict_logits", "METHODS"]
 
-METHODS = ("source_only", "dann", "coral", "mmd")
-OPTIMIZERS = ("adam", "sgd")
 
 
 class GradientReversalFunction(torch.autograd.Function):
@@ -217,18 +215,6 @@ def predict_logits(model: nn.Module, x, batch_size: int = 512) -> np.ndarray:
     return torch.cat(parts).numpy()
 
 
-def _check(method, epochs, batch_size, x_source, y_source):
-    if method not in METHODS:
-        raise KeyError(f"Unknown method {method!r}. Valid methods: {', '.join(METHODS)}")
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
-    if batch_size < 2:
-        raise ValueError(f"batch_size must be at least 2 (covariances need 2 samples), got {batch_size}")
-    if len(x_source) != len(y_source):
-        raise ValueError(f"x_source and y_source must have the same length, got {len(x_source)} "
-                         f"and {len(y_source)}")
-
-
 def train_adaptation(model: DomainAdaptationNet, x_source, y_source, x_target=None, *, method: str = "dann",
                      epochs: int, batch_size: int = 64, lr: float = 1e-3, weight: float = 1.0,
                      optimizer: str = "adam", anneal: bool = False, eval_sets: dict | None = None,
@@ -253,15 +239,11 @@ def train_adaptation(model: DomainAdaptationNet, x_source, y_source, x_target=No
     """
     from tqdm.auto import tqdm
     from .training import _show_progress
-    _check(method, epochs, batch_size, x_source, y_source)
-    if method != "source_only" and x_target is None:
-        raise ValueError(f"method {method!r} needs unlabelled target inputs x_target")
+    check_training_args(method, epochs, batch_size, x_source, y_source, x_target, optimizer)
     device = next(model.parameters()).device
     to_tensor = lambda a: torch.as_tensor(np.asarray(a), device=device)   # noqa: E731
     x_source, y_source = to_tensor(x_source), to_tensor(y_source).long()
     x_target = to_tensor(x_target) if x_target is not None else x_source
-    if optimizer not in OPTIMIZERS:
-        raise KeyError(f"Unknown optimizer {optimizer!r}. Valid optimizers: {', '.join(OPTIMIZERS)}")
     optimizer = (torch.optim.Adam(model.parameters(), lr=lr) if optimizer == "adam"
                  else torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9))
     rng = np.random.default_rng(seed)
