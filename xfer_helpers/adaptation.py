@@ -304,6 +304,16 @@ METHODS = ("source_only", "dann", "coral", "mmd")
 OPTIMIZERS = ("adam", "sgd")
 
 
+def check_method(method: str) -> None:
+    """Raise a KeyError listing the valid adaptation methods if ``method`` is not one of them.
+
+    Example:
+        >>> check_method("dann")
+    """
+    if method not in METHODS:
+        raise KeyError(f"Unknown method {method!r}. Valid methods: {', '.join(METHODS)}")
+
+
 def check_training_args(method: str, epochs: int, batch_size: int, x_source, y_source,
                         x_target=None, optimizer: str = "adam") -> None:
     """Raise a clear error for bad ``train_adaptation`` arguments (shared by both frameworks).
@@ -314,8 +324,7 @@ def check_training_args(method: str, epochs: int, batch_size: int, x_source, y_s
         ...
         ValueError: epochs must be at least 1, got 0
     """
-    if method not in METHODS:
-        raise KeyError(f"Unknown method {method!r}. Valid methods: {', '.join(METHODS)}")
+    check_method(method)
     if optimizer not in OPTIMIZERS:
         raise KeyError(f"Unknown optimizer {optimizer!r}. Valid optimizers: {', '.join(OPTIMIZERS)}")
     if epochs < 1:

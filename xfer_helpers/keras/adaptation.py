@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from ..adaptation import METHODS, OPTIMIZERS, check_training_args  # noqa: F401 (re-exported)
+from ..adaptation import METHODS, check_method, check_training_args  # noqa: F401 (METHODS re-exported)
 from ..env import import_tensorflow
 from ..history import History
 
@@ -204,8 +204,7 @@ def adaptation_step(model, optimizer, x_source, y_source, x_target, method: str 
         >>> len(adaptation_step(net, opt, x, y, tf.random.normal((8, 2)), "coral"))
         2
     """
-    if method not in METHODS:
-        raise KeyError(f"Unknown method {method!r}. Valid methods: {', '.join(METHODS)}")
+    check_method(method)
     with tf.GradientTape() as tape:
         f_source = model.features(x_source, training=True)
         class_loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(

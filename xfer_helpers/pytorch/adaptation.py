@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..adaptation import METHODS, OPTIMIZERS, check_training_args, dann_lambda
+from ..adaptation import METHODS, check_method, check_training_args, dann_lambda  # noqa: F401
 from ..history import History
 
 __all__ = ["GradientReversalFunction", "grad_reverse", "GradientReversal", "coral_loss", "mmd2",
@@ -177,8 +177,7 @@ def adaptation_step(model: DomainAdaptationNet, optimizer, x_source, y_source, x
         >>> len(adaptation_step(net, opt, x, y, torch.randn(8, 2), "coral"))
         2
     """
-    if method not in METHODS:
-        raise KeyError(f"Unknown method {method!r}. Valid methods: {', '.join(METHODS)}")
+    check_method(method)
     model.train()
     optimizer.zero_grad()
     f_source = model.features(x_source)
