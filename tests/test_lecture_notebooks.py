@@ -10,6 +10,7 @@ A new ``course/*.ipynb`` is picked up automatically.
 """
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import nbformat
@@ -18,6 +19,9 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import course_site  # noqa: E402  (the headline numbers `make course` shows)
+
 NOTEBOOKS = sorted((ROOT / "course").glob("*.ipynb"))
 BASIC_KEYS = {"chapter", "profile", "device", "hardware", "seconds"}
 CELL_TIMEOUT_S = 1200   # a shared 2-core CPU can be several times slower than a quiet one
@@ -61,6 +65,9 @@ def test_lecture_notebook_runs_and_supports_its_claims(notebook, tmp_path, monke
     assert result["seconds"] > 0
     if "check" in expected:
         expected["check"](result)
+    # The course site (`make course`) can read this chapter's headline numbers.
+    headlines = course_site.key_results(notebook.stem, result)
+    assert headlines and all(what and value and anchor for what, value, anchor in headlines), headlines
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
@@ -68,3 +75,5 @@ def test_every_lecture_notebook_has_checked_claims(notebook):
     claims = load_claims(notebook.stem)
     assert claims, f"add tests/claims/claims_{notebook.stem}.py with KEYS and check(result)"
     assert claims["keys"], "KEYS lists the numbers the notebook must save"
+    assert notebook.stem in course_site.KEY_RESULTS, \
+        f"add {notebook.stem} to KEY_RESULTS in scripts/course_site.py (its headline numbers and anchors)"
