@@ -83,6 +83,28 @@ def run_module(path: Path) -> tuple[list[dict], str | None, float]:
         return json.loads(out.read_text()), None, seconds
 
 
+def compare_frameworks(rows: list[dict]) -> list[dict]:
+    """For each ``job`` timed in both frameworks, a row with PyTorch's throughput over Keras's.
+
+    Example:
+        >>> rows = [{"name": "a", "job": "cnn", "framework": "PyTorch", "value": 30.0, "unit": "images/s"},
+        ...         {"name": "b", "job": "cnn", "framework": "Keras", "value": 20.0, "unit": "images/s"}]
+        >>> [(r["name"], r["value"]) for r in compare_frameworks(rows)]
+        [('cnn_throughput_pytorch_over_keras', 1.5)]
+    """
+    speed = {(r["job"], r["framework"]): r for r in rows
+             if "job" in r and r.get("unit", "").endswith("/s") and isinstance(r.get("value"), (int, float))}
+    out = []
+    for job in sorted({j for j, _ in speed}):
+        if (job, "PyTorch") in speed and (job, "Keras") in speed:
+            torch_row, keras_row = speed[job, "PyTorch"], speed[job, "Keras"]
+            out.append({"module": "compare", "name": f"{job}_throughput_pytorch_over_keras",
+                        "value": round(torch_row["value"] / keras_row["value"], 3), "unit": "x", "job": job,
+                        "detail": f"PyTorch {torch_row['value']:.4g} vs Keras {keras_row['value']:.4g} "
+                                  f"{torch_row['unit']}"})
+    return out
+
+
 def format_table(rows: list[dict]) -> str:
     """A plain-text table: module, name, value, unit, target, ok."""
     header = ("module", "name", "value", "unit", "target", "ok")
@@ -122,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         if error:
             report["errors"].append({"module": path.stem, "error": error})
             print(f"   FAILED: {error}", flush=True)
+    report["results"] += compare_frameworks(report["results"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     m = report["machine"]

@@ -1,0 +1,79 @@
+"""Keras (TensorFlow) training-step throughput on the same two jobs as bench_step_torch.py.
+
+- ``cnn``: ``xfer_helpers.keras.models.efficientnet_lite0`` (same ImageNet
+  weights, new 10-class head), unfrozen with ``keras.transfer.unfreeze`` (the
+  course's fine-tuning setting: BatchNorm layers stay in inference mode, see
+  chapter 01), AdamW, cross-entropy from logits;
+- ``text``: keras-hub MiniLM + masked-mean pooling + a new 3-class head
+  (``build_text_classifier``), every layer trainable, AdamW.
+
+One step = ``model.train_on_batch`` (a compiled ``tf.function``: forward, loss,
+gradients, optimizer step). Two untimed warm-up steps (the first one traces the
+graph), then the median of ``steps`` timed steps, on the same batch shapes as
+the PyTorch benchmark.
+
+Run alone: ``python benchmarks/bench_step_keras.py``.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+
+def median_step_seconds(step, steps: int, warmup: int = 2) -> float:
+    """Median wall-clock seconds of ``step()`` over ``steps`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run(steps: int = 8, batch_size: int = 32, seed: int = 0) -> list[dict]:
+    """Time one training step of each job; return rows {"name", "value", "unit", "job", "framework", ...}."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    import numpy as np
+
+    from xfer_helpers import env, profiles
+    tf = env.import_tensorflow()
+    import keras
+
+    from xfer_helpers.keras import models, transfer
+    from xfer_helpers.keras.text import build_text_classifier
+
+    profile = profiles.get_profile()
+    device = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    rows = []
+
+    def job(name, model, inputs, labels, per_step, unit, shape):
+        model.compile(optimizer=keras.optimizers.AdamW(1e-4),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        seconds = median_step_seconds(lambda: model.train_on_batch(inputs, labels), steps)
+        common = {"job": name, "framework": "Keras", "device": device, "input": shape}
+        rows.append({"name": f"keras_{name}_step_s", "value": seconds, "unit": "s", **common})
+        rows.append({"name": f"keras_{name}_throughput", "value": per_step / seconds, "unit": unit, **common})
+
+    size = profile.image_size
+    cnn = models.efficientnet_lite0(num_classes=10, image_size=size)
+    transfer.unfreeze(cnn)
+    images = rng.standard_normal((batch_size, size, size, 3)).astype("float32")
+    job("cnn", cnn, images, rng.integers(0, 10, batch_size), batch_size, "images/s",
+        f"{batch_size}x3x{size}x{size}")
+
+    length = profile.max_length
+    text_inputs = {"token_ids": rng.integers(1000, 20000, (batch_size, length)).astype("int32"),
+                   "padding_mask": np.ones((batch_size, length), bool)}
+    job("text", build_text_classifier(models.minilm_encoder(), 3, pooling="mean"), text_inputs,
+        rng.integers(0, 3, batch_size), batch_size * length, "tokens/s", f"{batch_size}x{length}")
+    return rows
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=1))
