@@ -11,9 +11,16 @@ STAMP := $(VENV)/.setup-stamp
 FMNIST_DEB := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 # Extra pip options, e.g. PIP_OPTS="--no-index --find-links wheelhouse" for an offline install.
 PIP_OPTS ?=
+# Offline install from a folder made by `make wheelhouse` (docs/workshop.md):
+#   make setup WHEELHOUSE=/media/usb/wheelhouse      no network needed
+WHEELHOUSE ?=
+WHEELHOUSE_OUT ?= wheelhouse
+# --no-compile: skip precompiling ~21 000 .py files (half the install time); Python compiles
+# the few it imports on first use.
+WHEEL_OPTS := $(if $(WHEELHOUSE),--no-index --find-links $(abspath $(WHEELHOUSE))/wheels --no-compile)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup data course test test-fast bench doctor release grade clean-venv help
+.PHONY: setup data course test test-fast bench doctor release grade clean-venv help lab browser wheelhouse
 
 help:
 	@echo "make course  run every lecture notebook (lite profile) into build/ (runs setup first)"
@@ -23,20 +30,27 @@ help:
 	@echo "make grade EXERCISE=00_concepts SUBMISSIONS=folder-or.zip   autograde a class"
 	@echo "make bench   run the benchmarks and write bench-results/report.json"
 	@echo "make doctor  print the environment report"
+	@echo "make wheelhouse  offline installer folder for workshops (then: make setup WHEELHOUSE=folder)"
+	@echo "make lab     open JupyterLab as a student (nbgrader assignment list + Validate)"
+	@echo "make browser install headless Chromium + chromedriver for tests/test_browser.py"
 
 setup: $(STAMP) data
 
 # Re-runs only when the pins change; otherwise this target takes a second.
 $(STAMP): pyproject.toml requirements.lock
+	$(if $(WHEELHOUSE),$(PYTHON) scripts/wheelhouse.py check $(WHEELHOUSE))
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet $(PIP_OPTS) --upgrade "pip>=24"
-	$(PY) -m pip install --quiet $(PIP_OPTS) -c requirements.lock -e .
+	$(PY) -m pip install --quiet $(PIP_OPTS) $(WHEEL_OPTS) --upgrade "pip>=24"
+	$(PY) -m pip install --quiet $(PIP_OPTS) $(WHEEL_OPTS) -c requirements.lock -e .
 	@touch $@
 
-# Fashion-MNIST: the Debian package when apt is available, else a sha256-checked download.
+# Fashion-MNIST: the Debian package when apt is available, else the copy in WHEELHOUSE,
+# else a sha256-checked download.
 data: $(STAMP)
 	@if [ -f $(FMNIST_DEB) ] || $(PY) -c "from xfer_helpers import assets; assets.asset_path('fashion_mnist')" 2>/dev/null; then \
 	  echo "Fashion-MNIST: present"; \
+	elif [ -n "$(WHEELHOUSE)" ]; then \
+	  $(PY) scripts/wheelhouse.py install-data $(WHEELHOUSE); \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  (apt-get install -y -qq dataset-fashion-mnist || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)) >/dev/null; \
 	elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then \
@@ -68,6 +82,36 @@ release: setup
 # Grade a class: make grade EXERCISE=00_concepts SUBMISSIONS=path/to/folder-or.zip [JOBS=2]
 grade: setup
 	$(PY) -m xfer_helpers.grading grade $(EXERCISE) $(SUBMISSIONS) --out grades/$(EXERCISE) --jobs $(or $(JOBS),1)
+
+# JupyterLab for students: nbgrader's Assignments tab and Validate button, without the
+# instructor tools. lab/ holds that configuration (see lab/README.md). Extra options: LAB_OPTS="--port 8899".
+lab: setup
+	@mkdir -p build/exchange
+	JUPYTER_CONFIG_DIR=$(abspath lab) JUPYTERLAB_SETTINGS_DIR=$(abspath build/lab/user-settings) \
+	  JUPYTERLAB_WORKSPACES_DIR=$(abspath build/lab/workspaces) \
+	  $(VENV)/bin/jupyter lab --notebook-dir=$(abspath .) $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_OPTS)
+
+# Headless Chromium for tests/test_browser.py: Debian's chromium + chromium-driver (same version).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+	  echo "Chromium: present ($$(chromium --version 2>/dev/null))"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  (apt-get install -y -qq chromium chromium-driver >/dev/null \
+	    || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)) \
+	    && echo "Chromium: installed ($$(chromium --version 2>/dev/null))"; \
+	elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then \
+	  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+	  echo "Chromium not found. Install Chromium and a matching chromedriver (Debian/Ubuntu:"; \
+	  echo "'apt-get install chromium chromium-driver'; macOS: 'brew install --cask chromium chromedriver')."; \
+	  exit 1; \
+	fi
+
+# Offline installer for workshops (docs/workshop.md): wheels, Fashion-MNIST and the course in
+# one folder, $(WHEELHOUSE_OUT) (default wheelhouse/). Needs the network once.
+wheelhouse: setup
+	$(PY) scripts/wheelhouse.py build $(WHEELHOUSE_OUT)
 
 clean-venv:
 	rm -rf $(VENV)
