@@ -224,6 +224,25 @@ def test_torch_train_adaptation_records_and_repeats():
         pa.train_adaptation(pa.small_mlp(), m.x_source, m.y_source, method="dann", epochs=1)
 
 
+def test_torch_adaptation_step_sends_source_and_target_through_the_features_as_one_batch():
+    net = pa.small_cnn(channels=(4, 8), width=16, batch_norm=True)
+    sizes = []
+    net.features.register_forward_hook(lambda module, inputs, output: sizes.append(len(inputs[0])))
+    x, y, xt = torch.randn(6, 3, 28, 28), torch.randint(0, 10, (6,)), torch.randn(6, 3, 28, 28) + 3
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.0)   # lr 0: only BatchNorm's running mean moves
+    for method, expected in (("source_only", [6]), ("dann", [12]), ("coral", [12])):
+        sizes.clear()
+        pa.adaptation_step(net, optimizer, x, y, xt, method)
+        assert sizes == expected, (method, sizes)
+    # so BatchNorm's batch statistics mix both domains: its running mean moved towards the target's
+    net = pa.small_cnn(channels=(4, 8), width=16, batch_norm=True)
+    first_conv, norm = net.features[0], net.features[1]
+    pa.adaptation_step(net, torch.optim.SGD(net.parameters(), lr=0.0), x, y, xt, "dann")
+    with torch.no_grad():
+        both_mean = first_conv(torch.cat([x, xt])).mean((0, 2, 3))
+    assert torch.allclose(norm.running_mean, 0.1 * both_mean, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_torch_dann_beats_source_only_on_rotated_moons():
     m = datasets.make_moons_shift(500, 500, seed=0)
@@ -266,11 +285,14 @@ def test_keras_losses_match_the_numpy_reference():
 
 def test_keras_and_torch_networks_have_the_same_shape():
     for torch_net, keras_net, x in ((pa.small_cnn(), ka.small_cnn(), np.zeros((2, 28, 28, 3), np.float32)),
+                                    (pa.small_cnn(batch_norm=True), ka.small_cnn(batch_norm=True),
+                                     np.zeros((2, 28, 28, 3), np.float32)),
                                     (pa.small_mlp(5, 3, 16), ka.small_mlp(5, 3, 16), np.zeros((2, 5), np.float32))):
         keras_net(x)
         for part in ("features", "classifier", "discriminator"):
             n_torch = sum(p.numel() for p in getattr(torch_net, part).parameters())
-            assert n_torch == getattr(keras_net, part).count_params(), part
+            n_keras = sum(int(np.prod(w.shape)) for w in getattr(keras_net, part).trainable_weights)
+            assert n_torch == n_keras, part
     limit = 1 / math.sqrt(2)   # PyTorch's rule: uniform in +-1/sqrt(fan_in), biases included
     first = ka.small_mlp(2, 2, 256).features.layers[0]
     assert np.abs(first.kernel.numpy()).max() <= limit and np.abs(first.bias.numpy()).max() > 0.5 * limit
@@ -285,3 +307,53 @@ def test_keras_train_adaptation_records():
     assert h.records[-1]["lr"] < 0.05
     with pytest.raises(KeyError, match="Valid optimizers"):
         ka.train_adaptation(ka.small_mlp(), m.x_source, m.y_source, m.x_target, epochs=1, optimizer="rmsprop")
+
+
+def _copy_torch_cnn_into_keras(torch_net, keras_net):
+    """Copy small_cnn(batch_norm=True) weights from PyTorch into Keras (NCHW -> NHWC flatten order)."""
+    convs = [m for m in torch_net.features if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in torch_net.features if isinstance(m, torch.nn.BatchNorm2d)]
+    k_convs = [layer for layer in keras_net.features.layers if isinstance(layer, ka.keras.layers.Conv2D)]
+    k_norms = [layer for layer in keras_net.features.layers if isinstance(layer, ka.keras.layers.BatchNormalization)]
+    for conv, k_conv in zip(convs, k_convs):
+        k_conv.set_weights([conv.weight.detach().numpy().transpose(2, 3, 1, 0), conv.bias.detach().numpy()])
+    for norm, k_norm in zip(norms, k_norms):
+        k_norm.set_weights([t.detach().numpy() for t in (norm.weight, norm.bias, norm.running_mean, norm.running_var)])
+    channels = convs[-1].out_channels
+    for torch_seq, keras_seq in ((torch_net.classifier, keras_net.classifier),
+                                 (torch_net.discriminator, keras_net.discriminator)):
+        linears = [m for m in torch_seq if isinstance(m, torch.nn.Linear)]
+        first = linears[0].weight.detach().numpy()   # columns in PyTorch's (C, H, W) flatten order
+        first = first.reshape(len(first), channels, 4, 4).transpose(2, 3, 1, 0).reshape(-1, len(first))
+        kernels = [first] + [m.weight.detach().numpy().T for m in linears[1:]]
+        for layer, kernel, linear in zip(keras_seq.layers, kernels, linears):
+            layer.set_weights([kernel, linear.bias.detach().numpy()])
+
+
+def test_keras_batch_norm_cnn_computes_what_the_torch_one_does():
+    torch.manual_seed(0)
+    torch_net, keras_net = pa.small_cnn(channels=(4, 8), width=16, batch_norm=True), \
+        ka.small_cnn(channels=(4, 8), width=16, batch_norm=True)
+    x = RNG.normal(size=(8, 28, 28, 3)).astype(np.float32)
+    keras_net(x)
+    _copy_torch_cnn_into_keras(torch_net, keras_net)
+    x_torch = torch.tensor(x.transpose(0, 3, 1, 2).copy())
+    torch_net.train()
+    train_torch = torch_net(x_torch).detach().numpy()          # batch statistics, running ones updated
+    train_keras = keras_net(x, training=True).numpy()
+    assert np.allclose(train_torch, train_keras, atol=1e-4)
+    torch_net.eval()                                           # running statistics (momentum, epsilon)
+    assert np.allclose(torch_net(x_torch).detach().numpy(), keras_net(x, training=False).numpy(), atol=1e-4)
+
+
+
+def test_keras_adaptation_step_sends_source_and_target_through_the_features_as_one_batch():
+    net = ka.small_cnn(channels=(4, 8), width=16, batch_norm=True)
+    x = tf.constant(RNG.normal(size=(6, 28, 28, 3)), tf.float32)
+    xt = tf.constant(RNG.normal(size=(6, 28, 28, 3)) + 3, tf.float32)
+    y = tf.constant([0, 1, 2, 3, 4, 5])
+    ka.adaptation_step(net, ka.keras.optimizers.SGD(0.0), x, y, xt, "dann")
+    first_conv, norm = net.features.layers[0], net.features.layers[1]
+    both_mean = tf.reduce_mean(first_conv(tf.concat([x, xt], 0)), axis=(0, 1, 2)).numpy()
+    # BatchNorm's moving mean (momentum 0.9, from 0) took one step towards the mean of BOTH domains
+    assert np.allclose(norm.moving_mean.numpy(), 0.1 * both_mean, atol=1e-5)

@@ -154,24 +154,28 @@ class DomainAdaptationNet(keras.Model):
 
 
 def small_cnn(n_classes: int = 10, in_channels: int = 3, channels: tuple[int, int] = (32, 48),
-              width: int = 100) -> DomainAdaptationNet:
+              width: int = 100, batch_norm: bool = False) -> DomainAdaptationNet:
     """Ganin et al.'s MNIST network for 28 x 28 images (channels last), as in the PyTorch version.
+
+    ``batch_norm=True`` adds a BatchNorm layer after each convolution, with
+    PyTorch's settings (momentum 0.1 there is ``momentum=0.9`` here, epsilon 1e-5).
 
     Example:
         >>> tuple(small_cnn()(tf.zeros((2, 28, 28, 3))).shape)
         (2, 10)
     """
     c1, c2 = channels
-    features = keras.Sequential([
-        keras.Input((28, 28, in_channels)),
-        keras.layers.Conv2D(c1, 5, activation="relu", **_torch_init(in_channels * 25)),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(c2, 5, activation="relu", **_torch_init(c1 * 25)),
-        keras.layers.MaxPooling2D(), keras.layers.Flatten(),
-        _dense(width, c2 * 4 * 4, "relu")], name="features")
-    classifier = keras.Sequential([keras.Input((width,)), _dense(width, width, "relu"),
+
+    def conv_block(filters, fan_in):
+        norm = [keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)] if batch_norm else []
+        return [keras.layers.Conv2D(filters, 5, **_torch_init(fan_in)), *norm, keras.layers.ReLU(),
+                keras.layers.MaxPooling2D()]
+
+    features = keras.Sequential([keras.Input((28, 28, in_channels)), *conv_block(c1, in_channels * 25),
+                                 *conv_block(c2, c1 * 25), keras.layers.Flatten()], name="features")
+    classifier = keras.Sequential([keras.Input((c2 * 4 * 4,)), _dense(width, c2 * 4 * 4, "relu"),
                                    _dense(n_classes, width)], name="classifier")
-    discriminator = keras.Sequential([keras.Input((width,)), _dense(width, width, "relu"),
+    discriminator = keras.Sequential([keras.Input((c2 * 4 * 4,)), _dense(width, c2 * 4 * 4, "relu"),
                                       _dense(1, width)], name="discriminator")
     return DomainAdaptationNet(features, classifier, discriminator)
 
@@ -195,8 +199,9 @@ def adaptation_step(model, optimizer, x_source, y_source, x_target, method: str 
                     weight: float = 1.0, progress=0.0):
     """One training step with a GradientTape: source class loss + the method's adaptation loss.
 
-    Same maths as the PyTorch ``adaptation_step``; ``progress`` may be a tensor
-    (inside ``tf.function``). Returns (class loss, adaptation loss) as tensors.
+    Same maths as the PyTorch ``adaptation_step`` (source and target through the
+    features as one batch); ``progress`` may be a tensor (inside ``tf.function``).
+    Returns (class loss, adaptation loss) as tensors.
 
     Example:
         >>> net = small_mlp(); opt = keras.optimizers.Adam()
@@ -206,12 +211,16 @@ def adaptation_step(model, optimizer, x_source, y_source, x_target, method: str 
     """
     check_method(method)
     with tf.GradientTape() as tape:
-        f_source = model.features(x_source, training=True)
+        if method == "source_only":
+            f_source = model.features(x_source, training=True)
+        else:   # one batch, half source and half target: BatchNorm sees both domains
+            both = model.features(tf.concat([x_source, x_target], 0), training=True)
+            n_source = tf.shape(x_source)[0]
+            f_source, f_target = both[:n_source], both[n_source:]
         class_loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
             y_source, model.classifier(f_source, training=True), from_logits=True))
         adapt_loss = tf.zeros(())
         if method != "source_only":
-            f_target = model.features(x_target, training=True)
             if method == "dann":
                 p = tf.cast(progress, tf.float32)
                 model.reversal.lambda_.assign(weight * (2 / (1 + tf.exp(-10 * p)) - 1))  # dann_lambda

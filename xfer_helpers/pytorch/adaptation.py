@@ -130,22 +130,26 @@ class DomainAdaptationNet(nn.Module):
 
 
 def small_cnn(n_classes: int = 10, in_channels: int = 3, channels: tuple[int, int] = (32, 48),
-              width: int = 100) -> DomainAdaptationNet:
-    """Ganin et al.'s MNIST network for 28 x 28 images: conv 5x5 - pool - conv 5x5 - pool - dense.
+              width: int = 100, batch_norm: bool = False) -> DomainAdaptationNet:
+    """Ganin et al.'s MNIST network for 28 x 28 images: features conv 5x5 - pool - conv 5x5 - pool.
 
-    The paper's sizes are ``channels=(32, 48)`` and ``width=100``; smaller ones train faster.
+    The features are the flattened output of the second pooling layer
+    (``channels[1] * 4 * 4`` numbers), as in the paper; the label classifier and
+    the domain classifier each have one hidden layer of ``width`` units. The
+    paper's sizes are ``channels=(32, 48)`` and ``width=100``; smaller ones train
+    faster. ``batch_norm=True`` adds a BatchNorm layer after each convolution.
 
     Example:
         >>> small_cnn()(torch.zeros(2, 3, 28, 28)).shape
         torch.Size([2, 10])
     """
     c1, c2 = channels
+    norm = (lambda c: [nn.BatchNorm2d(c)]) if batch_norm else (lambda c: [])
     features = nn.Sequential(
-        nn.Conv2d(in_channels, c1, 5), nn.ReLU(), nn.MaxPool2d(2),       # 28 -> 24 -> 12
-        nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),   # 12 -> 8 -> 4
-        nn.Linear(c2 * 4 * 4, width), nn.ReLU())
-    classifier = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, n_classes))
-    discriminator = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 1))
+        nn.Conv2d(in_channels, c1, 5), *norm(c1), nn.ReLU(), nn.MaxPool2d(2),      # 28 -> 24 -> 12
+        nn.Conv2d(c1, c2, 5), *norm(c2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())  # 12 -> 8 -> 4
+    classifier = nn.Sequential(nn.Linear(c2 * 4 * 4, width), nn.ReLU(), nn.Linear(width, n_classes))
+    discriminator = nn.Sequential(nn.Linear(c2 * 4 * 4, width), nn.ReLU(), nn.Linear(width, 1))
     return DomainAdaptationNet(features, classifier, discriminator)
 
 
@@ -169,7 +173,9 @@ def adaptation_step(model: DomainAdaptationNet, optimizer, x_source, y_source, x
     ``dann``: the discriminator learns to tell source (0) from target (1); the
     reversal layer, at strength ``weight * dann_lambda(progress)``, pushes the
     features the other way. ``coral`` / ``mmd``: ``weight`` times the loss
-    between source and target features. Returns (class loss, adaptation loss).
+    between source and target features. Source and target inputs go through
+    the feature extractor together, as one batch, so BatchNorm layers (if any)
+    normalise both with the same statistics. Returns (class loss, adaptation loss).
 
     Example:
         >>> net = small_mlp(); opt = torch.optim.Adam(net.parameters())
@@ -180,11 +186,14 @@ def adaptation_step(model: DomainAdaptationNet, optimizer, x_source, y_source, x
     check_method(method)
     model.train()
     optimizer.zero_grad()
-    f_source = model.features(x_source)
+    if method == "source_only":
+        f_source = model.features(x_source)
+    else:   # one batch, half source and half target (as Ganin et al.'s batches): BatchNorm sees both
+        both = model.features(torch.cat([x_source, x_target]))
+        f_source, f_target = both[:len(x_source)], both[len(x_source):]
     class_loss = F.cross_entropy(model.classifier(f_source), y_source)
     adapt_loss = torch.zeros((), device=class_loss.device)
     if method != "source_only":
-        f_target = model.features(x_target)
         if method == "dann":
             model.reversal.lambda_ = weight * dann_lambda(progress)
             domains = torch.cat([torch.zeros(len(f_source)), torch.ones(len(f_target))]).to(f_source.device)
