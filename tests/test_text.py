@@ -190,3 +190,30 @@ def test_same_classifier_in_both_frameworks_gives_the_same_logits():
     assert np.abs(short["mean_unmasked"] - padded["mean_unmasked"]).max() > 1e-2
     keras_feats = encoder_features(keras_encoder, longer, progress=False)
     assert np.abs(keras_feats["mean"] - padded["mean"]).max() < 1e-2
+
+
+def test_torch_length_grouped_loader_sees_every_text_once_with_less_padding():
+    from xfer_helpers.pytorch.text import text_loader
+    rng = np.random.default_rng(0)
+    n, width = 203, 48
+    lengths = rng.integers(3, width + 1, n)
+    mask = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int64)
+    ids = np.where(mask == 1, np.arange(n)[:, None] + 1000, 0)          # every token names its text
+    loader = text_loader({"input_ids": ids, "attention_mask": mask}, np.arange(n), batch_size=16,
+                         shuffle=True, seed=3, group_by_length=True)
+    epochs = []
+    for _ in range(2):
+        seen, padded = [], 0
+        for inputs, y in loader:
+            longest = int(inputs["attention_mask"].sum(1).max())
+            assert inputs["input_ids"].shape[1] == longest          # cut to the batch's longest text
+            assert (inputs["input_ids"][:, 0] - 1000 == y).all()     # inputs and labels stay together
+            seen += y.tolist()
+            padded += inputs["input_ids"].numel()
+        assert sorted(seen) == list(range(n)), "every text exactly once per epoch"
+        assert padded < 0.7 * n * width, "grouping by length should cut most of the padding"
+        epochs.append(seen)
+    assert epochs[0] != epochs[1], "a new order every epoch"
+    assert len(loader) == 13
+    with pytest.raises(ValueError, match="group_by_length"):
+        text_loader({"input_ids": ids, "attention_mask": mask}, group_by_length=True)

@@ -37,11 +37,46 @@ class _TextDataset(torch.utils.data.Dataset):
         return item if self.labels is None else (item, self.labels[i])
 
 
+class _LengthGroupedBatches(torch.utils.data.Sampler):
+    """Shuffled batches of texts of similar length (new order every epoch, every text once)."""
+
+    def __init__(self, lengths, batch_size: int, seed: int, pool: int = 50):
+        self.lengths, self.batch_size, self.seed, self.pool, self.epoch = np.asarray(lengths), batch_size, seed, pool, 0
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        order, size = rng.permutation(len(self.lengths)), self.batch_size * self.pool
+        batches = []
+        for start in range(0, len(order), size):   # sort by length inside random pools of 50 batches
+            pool = order[start:start + size]
+            pool = pool[np.argsort(-self.lengths[pool], kind="stable")]
+            batches += [pool[i:i + self.batch_size].tolist() for i in range(0, len(pool), self.batch_size)]
+        return iter([batches[i] for i in rng.permutation(len(batches))])
+
+    def __len__(self):
+        return -(-len(self.lengths) // self.batch_size)
+
+
+def _collate_trimmed(items):
+    """Default collation, then cut the padding columns that no text in this batch uses."""
+    batch = torch.utils.data.default_collate(items)
+    inputs = batch[0] if isinstance(batch, (list, tuple)) else batch
+    longest = int(inputs["attention_mask"].sum(1).max())
+    for key in ("input_ids", "attention_mask"):
+        inputs[key] = inputs[key][:, :longest]
+    return batch
+
+
 def text_loader(encodings: dict, labels=None, batch_size: int = 32, shuffle: bool = False,
-                seed: int = 0) -> torch.utils.data.DataLoader:
+                seed: int = 0, group_by_length: bool = False) -> torch.utils.data.DataLoader:
     """A DataLoader of ``({"input_ids", "attention_mask"}, labels)`` batches (seeded shuffling).
 
     ``encodings`` comes from :func:`xfer_helpers.text.encode_texts`.
+    ``group_by_length=True`` (for training) puts texts of similar length in the same
+    batch and cuts each batch to its longest text: the same examples every epoch,
+    far fewer padding tokens to compute on (Hugging Face's ``group_by_length``).
+    Use it only with masked pooling: padding then changes nothing but the time.
 
     Example:
         >>> batch = {"input_ids": np.ones((5, 8), np.int64), "attention_mask": np.ones((5, 8), np.int64)}
@@ -51,7 +86,15 @@ def text_loader(encodings: dict, labels=None, batch_size: int = 32, shuffle: boo
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
-    return torch.utils.data.DataLoader(_TextDataset(encodings, labels), batch_size=batch_size,
+    dataset = _TextDataset(encodings, labels)
+    if group_by_length:
+        if not shuffle:
+            raise ValueError("group_by_length=True reorders the texts; use it for training (shuffle=True), "
+                             "not for predictions, which must keep the order")
+        lengths = dataset.inputs["attention_mask"].sum(1).numpy()
+        return torch.utils.data.DataLoader(dataset, batch_sampler=_LengthGroupedBatches(lengths, batch_size, seed),
+                                           collate_fn=_collate_trimmed)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size,
                                        shuffle=shuffle, generator=torch.Generator().manual_seed(seed))
 
 
