@@ -199,3 +199,35 @@ def secret_lines(assignment: str) -> list[str]:
                 (secret if inside else public).add(line.strip())
     return sorted(line for line in secret - public if len(line) >= 20)
 
+
+# Put in front of a student's first answer: "make the tests pass" by disabling every checker.
+CHEATER_PREAMBLE = '''\
+# "Make the tests pass" without solving the tasks: disable every checker.
+import math
+import numpy.testing
+import torch.testing
+
+
+def expect_equal(*args, **kwargs):
+    pass
+
+
+def expect_close(*args, **kwargs):
+    pass
+
+
+def expect_true(*args, **kwargs):
+    pass
+
+
+np.testing.assert_allclose = lambda *args, **kwargs: None
+np.testing.assert_array_equal = lambda *args, **kwargs: None
+np.allclose = lambda *args, **kwargs: True
+torch.testing.assert_close = lambda *args, **kwargs: None
+torch.allclose = lambda *args, **kwargs: True
+math.isclose = lambda *args, **kwargs: True
+abs = lambda value: 0
+all = lambda values: True
+any = lambda values: False
+
+'''

@@ -49,26 +49,6 @@ NOT_GRADED = {"ivan-invalid-json": "does not appear to be JSON", "kim-kernel-cra
 # Students graded again with `xfer grade` on the collected folder.
 CROSS_CHECK = ("alice-correct", "mia-metrics-swapped", "ivan-invalid-json")
 
-CHEATER_PREAMBLE = '''\
-import numpy.testing
-
-
-def expect_equal(*args, **kwargs):
-    pass
-
-
-def expect_close(*args, **kwargs):
-    pass
-
-
-def expect_true(*args, **kwargs):
-    pass
-
-
-np.testing.assert_allclose = lambda *args, **kwargs: None
-abs = lambda value: 0
-
-'''
 
 
 # --------------------------------------------------------------------------- the class
@@ -139,7 +119,7 @@ def _class_list() -> dict[str, tuple[object, dict[str, float] | None]]:
     cheater = perfect
     for target in tests:
         cheater = gu.mutate(cheater, next(m for m in mutants.values() if m["target"] == target))
-    gu.cell(cheater, answers[0]).source = CHEATER_PREAMBLE + gu.cell(cheater, answers[0]).source
+    gu.cell(cheater, answers[0]).source = gu.CHEATER_PREAMBLE + gu.cell(cheater, answers[0]).source
     students["chet-cheats"] = (cheater, dict(zero))
     students[RESUBMIT] = (perfect, dict(full))  # first submits the stub, then this
     students[LATE] = (perfect, dict(full))      # submitted after the due date

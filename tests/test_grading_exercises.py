@@ -39,36 +39,6 @@ DETERMINISM_STUDENTS = ("mutant-evaluate_train_mode_left_on", "mutant-evaluate_k
 CHEATER_SEES = {name: (gu.MUTANTS_DIR / name / "cheater_sees.txt").read_text().strip()
                 for name in EXERCISES if (gu.MUTANTS_DIR / name / "cheater_sees.txt").exists()}
 
-CHEATER_PREAMBLE = '''\
-# "Make the tests pass" without solving the tasks: disable every checker.
-import math
-import numpy.testing
-import torch.testing
-
-
-def expect_equal(*args, **kwargs):
-    pass
-
-
-def expect_close(*args, **kwargs):
-    pass
-
-
-def expect_true(*args, **kwargs):
-    pass
-
-
-np.testing.assert_allclose = lambda *args, **kwargs: None
-np.testing.assert_array_equal = lambda *args, **kwargs: None
-np.allclose = lambda *args, **kwargs: True
-torch.testing.assert_close = lambda *args, **kwargs: None
-torch.allclose = lambda *args, **kwargs: True
-math.isclose = lambda *args, **kwargs: True
-abs = lambda value: 0
-all = lambda values: True
-any = lambda values: False
-
-'''
 
 
 class Cells:
@@ -130,7 +100,7 @@ def _students(assignment: str) -> dict:
     for target in ids.graded:
         cheater = gu.mutate(cheater, next(m for m in mutants if m["target"] == target))
     gu.cell(cheater, ids.answers[0]).source = \
-        CHEATER_PREAMBLE + gu.cell(cheater, ids.answers[0]).source
+        gu.CHEATER_PREAMBLE + gu.cell(cheater, ids.answers[0]).source
     students["cheater"] = cheater
 
     if assignment == TIMING_EXERCISE:  # a correct notebook except for an endless loop in Task 1
