@@ -1,0 +1,55 @@
+"""benchmarks/run.py: the report format (checked-in schema and example) and failures that must show.
+
+The benchmarks themselves are not run here (they measure time; see `make bench`).
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import run as bench_run  # noqa: E402
+
+SCHEMA = json.loads((ROOT / "benchmarks" / "report.schema.json").read_text())
+
+
+def test_the_checked_in_example_report_matches_the_schema():
+    example = json.loads((ROOT / "benchmarks" / "example-report.json").read_text())
+    jsonschema.validate(example, SCHEMA)
+    names = {r["name"] for r in example["results"]}
+    # the example is a real `make bench` run: every benchmark module contributed rows
+    for module in bench_run.discover():
+        assert any(r["module"] == module.stem for r in example["results"]), module.stem
+    assert {"cnn_throughput_pytorch_over_keras", "text_throughput_pytorch_over_keras"} <= names
+
+
+def test_the_schema_rejects_a_row_without_a_unit():
+    report = {"created": "2026-11-22T02:00:00+00:00", "errors": [], "seconds": {},
+              "machine": {"python": "3.11", "platform": "Linux", "cpu_count": 2, "versions": {}},
+              "results": [{"module": "bench_x", "name": "x", "value": 1.0, "unit": "s"}]}
+    jsonschema.validate(report, SCHEMA)
+    del report["results"][0]["unit"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(report, SCHEMA)
+
+
+def test_a_benchmark_that_fails_or_returns_bad_rows_is_reported(tmp_path):
+    good, bad, broken = tmp_path / "bench_good.py", tmp_path / "bench_bad.py", tmp_path / "bench_broken.py"
+    good.write_text("def run():\n    return [{'name': 'n', 'value': 2.0, 'unit': 's'}]\n")
+    bad.write_text("def run():\n    return [{'name': 'n', 'value': 2.0}]\n")        # no unit
+    broken.write_text("def run():\n    raise RuntimeError('boom')\n")
+    rows, error, seconds = bench_run.run_module(good)
+    assert rows == [{"name": "n", "value": 2.0, "unit": "s"}] and error is None and seconds > 0
+    for path in (bad, broken):
+        rows, error, _ = bench_run.run_module(path)
+        assert rows == [] and "exit status 1" in error, path.name
+
+
+def test_no_matching_benchmark_fails_the_run():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "no_such_benchmark"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "No benchmarks match" in proc.stdout
