@@ -18,22 +18,8 @@ Run alone: ``python benchmarks/bench_step_torch.py``.
 from __future__ import annotations
 
 import json
-import statistics
-import time
 
-
-def median_step_seconds(step, steps: int, warmup: int = 2, sync=lambda: None) -> float:
-    """Median wall-clock seconds of ``step()`` over ``steps`` calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        step()
-    sync()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_step_seconds   # benchmarks/timing.py
 
 
 def run(steps: int = 8, batch_size: int = 32, seed: int = 0) -> list[dict]:

@@ -58,7 +58,7 @@ def machine_info() -> dict:
 
 def run_module_here(path: Path, out: Path) -> None:
     """Import one benchmark module, call its run() and write the rows as JSON (child process)."""
-    sys.path.insert(0, str(ROOT))
+    sys.path[:0] = [str(ROOT), str(HERE)]   # xfer_helpers, and benchmarks/timing.py
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
