@@ -112,7 +112,7 @@ def main(argv: list[str]) -> int:
         rows.append(run_notebook(path.resolve(), build))
         r = rows[-1]
         print(f"  {'ok' if r['ok'] else 'FAILED'} in {r['seconds']} s, peak {r['peak_memory_gb']} GB"
-              + ("" if r["ok"] else f", at code cell {r['failed_cell']}: {r['error']}"), flush=True)
+              + ("" if r["ok"] else f", at cell {r['failed_cell']}: {r['error']}"), flush=True)
     (build / "course_run.json").write_text(json.dumps(rows, indent=1))
     rows = course_site.load_rows(build)
     print("\n" + course_site.summary_table(rows))
@@ -120,7 +120,7 @@ def main(argv: list[str]) -> int:
     print(f"\nOpen {index} in a browser: one page per chapter with its plots and tables.")
     failed = [r["notebook"] for r in rows if not r["ok"]]
     if failed:
-        print(f"{len(failed)} notebook(s) failed: {', '.join(failed)}. Open build/<name>.html at the cell named "
+        print(f"{len(failed)} notebook(s) failed: {', '.join(failed)}. Open {build}/<name>.html at the cell named "
               "above, or run `.venv/bin/xfer doctor` if it is an environment problem.")
     return 1 if failed else 0
 
