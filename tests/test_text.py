@@ -184,12 +184,21 @@ def test_same_classifier_in_both_frameworks_gives_the_same_logits():
     assert count_parameters(keras_model) == 384 * 3 + 3
     # More padding changes nothing once the mask is used (and does change the unmasked mean).
     longer = text.encode_texts(minilm_tokenizer(), ["great crew, on time!"], max_length=32)
-    short, padded = torch_features(torch_model.encoder, {k: v[1:] for k, v in batch.items()}, progress=False), \
-        torch_features(torch_model.encoder, longer, progress=False)
+    short, padded = (torch_features(torch_model.encoder, b, by_length=False, progress=False)
+                     for b in ({k: v[1:] for k, v in batch.items()}, longer))
     assert np.abs(short["mean"] - padded["mean"]).max() < 1e-4
     assert np.abs(short["mean_unmasked"] - padded["mean_unmasked"]).max() > 1e-2
-    keras_feats = encoder_features(keras_encoder, longer, progress=False)
+    keras_feats = encoder_features(keras_encoder, longer, by_length=False, progress=False)
     assert np.abs(keras_feats["mean"] - padded["mean"]).max() < 1e-2
+    # Dynamic padding (by_length=True, the default) keeps the order and the masked features.
+    texts = ["ok", "@united lost my bag again, third time this year", "thanks!", "late. again. #fail"]
+    four = text.encode_texts(minilm_tokenizer(), texts, max_length=24)
+    for extract in (lambda b, **kw: torch_features(torch_model.encoder, b, progress=False, **kw),
+                    lambda b, **kw: encoder_features(keras_encoder, b, progress=False, **kw)):
+        fixed, dynamic = extract(four, by_length=False, batch_size=2), extract(four, batch_size=2)
+        for key in ("cls", "mean"):
+            assert np.abs(fixed[key] - dynamic[key]).max() < 1e-4, key
+        assert np.abs(fixed["mean_unmasked"] - dynamic["mean_unmasked"]).max() > 1e-2
 
 
 def test_torch_length_grouped_loader_sees_every_text_once_with_less_padding():
@@ -217,3 +226,43 @@ def test_torch_length_grouped_loader_sees_every_text_once_with_less_padding():
     assert len(loader) == 13
     with pytest.raises(ValueError, match="group_by_length"):
         text_loader({"input_ids": ids, "attention_mask": mask}, group_by_length=True)
+
+
+def test_inference_batches_sort_by_length_and_cover_every_text_once():
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(1, 20, 37)
+    mask = (np.arange(20)[None, :] < lengths[:, None]).astype(np.int64)
+    batches = text.inference_batches(mask, batch_size=8)
+    assert sorted(np.concatenate([index for index, _ in batches]).tolist()) == list(range(37))
+    assert [width for _, width in batches] == [int(lengths[index].max()) for index, _ in batches]
+    assert [width for _, width in batches] == sorted((w for _, w in batches), reverse=True)
+    assert sum(len(index) * width for index, width in batches) < 0.7 * 37 * 20
+    fixed = text.inference_batches(mask, batch_size=8, by_length=False)
+    assert np.concatenate([index for index, _ in fixed]).tolist() == list(range(37))
+    assert {width for _, width in fixed} == {20}
+    with pytest.raises(ValueError, match="batch_size"):
+        text.inference_batches(mask, batch_size=0)
+
+
+def test_keras_text_dataset_gives_the_same_batches_as_the_torch_loader():
+    from xfer_helpers.keras.text import text_dataset
+    from xfer_helpers.pytorch.text import text_loader
+    rng = np.random.default_rng(0)
+    n, width = 75, 40
+    lengths = rng.integers(3, width + 1, n)
+    mask = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int64)
+    ids = np.where(mask == 1, np.arange(n)[:, None] + 1000, 0)          # every token names its text
+    encodings = {"input_ids": ids, "attention_mask": mask}
+    loader = text_loader(encodings, np.arange(n), batch_size=16, shuffle=True, seed=5, group_by_length=True)
+    dataset = text_dataset(encodings, np.arange(n), batch_size=16, seed=5)
+    assert int(dataset.cardinality()) == len(loader) == 5
+    next(iter(dataset))                                                # peeking at one batch ...
+    for _ in range(2):                                                 # ... does not skip an epoch
+        torch_batches = [(inputs["input_ids"].numpy(), y.numpy()) for inputs, y in loader]
+        keras_batches = [(inputs["token_ids"].numpy(), y.numpy()) for inputs, y in dataset]
+        assert len(torch_batches) == len(keras_batches) == 5
+        for (t_ids, t_y), (k_ids, k_y) in zip(torch_batches, keras_batches):
+            assert np.array_equal(t_ids, k_ids) and np.array_equal(t_y, k_y)
+            assert k_ids.shape[1] == int((k_ids != 0).sum(1).max())    # cut to the batch's longest text
+    with pytest.raises(ValueError, match="labels and texts"):
+        text_dataset(encodings, np.arange(n - 1))

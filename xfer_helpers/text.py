@@ -18,7 +18,8 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["encode_texts", "token_lengths", "length_summary", "choose_max_length",
-           "classification_scores", "warmup_linear", "most_confident_errors"]
+           "classification_scores", "warmup_linear", "most_confident_errors", "length_grouped_batches",
+           "inference_batches"]
 
 
 def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
@@ -40,6 +41,55 @@ def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> dict[str, 
                       return_tensors="np", return_token_type_ids=False)
     return {"input_ids": batch["input_ids"].astype(np.int64),
             "attention_mask": batch["attention_mask"].astype(np.int64)}
+
+
+def length_grouped_batches(lengths, batch_size: int, seed: int = 0, epoch: int = 0,
+                           pool: int = 50) -> list[np.ndarray]:
+    """One epoch of shuffled batches (index arrays) of texts of similar length.
+
+    The texts are shuffled, cut into pools of ``pool`` batches, sorted by length inside
+    each pool and batched; then the batches are shuffled. Every text appears once; the
+    order changes with ``epoch`` and is the same in PyTorch and Keras for the same seed
+    (Hugging Face's ``group_by_length``). Cut each batch to its longest text and far
+    fewer padding tokens are computed on.
+
+    Example:
+        >>> [b.tolist() for b in length_grouped_batches([5, 9, 6, 8], batch_size=2, seed=0)]
+        [[2, 0], [1, 3]]
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
+    lengths = np.asarray(lengths)
+    rng = np.random.default_rng([seed, epoch])
+    order, size = rng.permutation(len(lengths)), batch_size * pool
+    batches = []
+    for start in range(0, len(order), size):
+        chunk = order[start:start + size]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def inference_batches(attention_mask, batch_size: int = 64, by_length: bool = True) -> list[tuple[np.ndarray, int]]:
+    """Batches for running a model over every text once: ``(indices, width)`` pairs.
+
+    ``by_length=True`` takes the texts from longest to shortest, so each batch can be cut
+    to ``width`` columns, its longest text (dynamic padding). Put each batch's outputs
+    back at ``indices`` to restore the original order. ``by_length=False`` keeps the
+    order and the full width (every text padded to ``max_length``).
+
+    Example:
+        >>> mask = np.array([[1, 0, 0, 0], [1, 1, 1, 0], [1, 1, 0, 0]])
+        >>> [(index.tolist(), width) for index, width in inference_batches(mask, batch_size=2)]
+        [([1, 2], 3), ([0], 1)]
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
+    mask = np.asarray(attention_mask)
+    lengths = mask.sum(1)
+    order = np.argsort(-lengths, kind="stable") if by_length else np.arange(len(mask))
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [(index, int(lengths[index].max()) if by_length else mask.shape[1]) for index in batches]
 
 
 def token_lengths(tokenizer, texts: Sequence[str]) -> np.ndarray:
@@ -85,7 +135,7 @@ def choose_max_length(lengths, coverage: float = 0.98, multiple: int = 8,
         raise ValueError(f"coverage must be a fraction in (0, 1], got {coverage}")
     if multiple < 1:
         raise ValueError(f"multiple must be at least 1, got {multiple}")
-    needed = float(np.quantile(lengths, coverage, method="higher"))
+    needed = int(np.sort(lengths)[math.ceil(coverage * lengths.size) - 1])  # the shortest that fits enough
     chosen = int(math.ceil(needed / multiple) * multiple)
     return min(chosen, cap) if cap is not None else chosen
 

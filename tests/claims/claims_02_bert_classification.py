@@ -43,8 +43,9 @@ def check(result: dict) -> None:
 
     # The padding mistake: the masked mean ignores extra padding, the plain mean does not.
     padding = result["padding_mistake"]
-    # (Measured: masked 0 changes; plain mean features moved by 1.1 and its accuracy went 0.784 -> 0.789,
-    # so the notebook claims changed answers, not lower accuracy.)
+    # (Measured, head trained on dynamic padding, predictions padded to MAX_LENGTH + 16: masked mean
+    # 0 changes; plain mean features moved by 4.3, 24 % of the answers changed, accuracy 0.782 -> 0.680.
+    # The notebook claims changed answers, and says that a smaller change can hide in the accuracy.)
     assert padding["mean"]["feature_change"] < 1e-3
     assert padding["mean"]["changed_predictions"] <= 0.002
     assert abs(padding["mean"]["accuracy_longer_padding"] - padding["mean"]["accuracy_same_padding"]) <= 0.002

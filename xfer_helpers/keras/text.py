@@ -16,9 +16,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..env import import_tensorflow
-from ..text import warmup_linear
+from ..text import inference_batches, length_grouped_batches, warmup_linear
 
-import_tensorflow()  # quiet TensorFlow's start-up logs before Keras loads it
+tf = import_tensorflow()  # quiet TensorFlow's start-up logs before Keras loads it
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
@@ -37,6 +37,41 @@ def to_keras_inputs(encodings: dict) -> dict[str, np.ndarray]:
     """
     return {"token_ids": np.asarray(encodings["input_ids"], np.int32),
             "padding_mask": np.asarray(encodings["attention_mask"], np.int32)}
+
+
+def text_dataset(encodings: dict, labels, batch_size: int = 32, seed: int = 0):
+    """A ``tf.data.Dataset`` of length-grouped, trimmed training batches ``(inputs, labels)``.
+
+    The Keras twin of ``text_loader(..., shuffle=True, group_by_length=True)``: the very
+    same batches as PyTorch for the same seed (:func:`xfer_helpers.text.length_grouped_batches`),
+    a new order after every full pass, each batch cut to its longest text. The sequence length is
+    left open (``None``), so ``model.fit`` traces its step once for every length. Do not
+    combine it with ``jit_compile=True``: XLA would compile again for every new length.
+
+    Example:
+        >>> batch = {"input_ids": np.ones((4, 8), np.int64), "attention_mask": np.ones((4, 8), np.int64)}
+        >>> batch["attention_mask"][:, 3:] = 0                    # every text has 3 tokens
+        >>> inputs, y = next(iter(text_dataset(batch, [0, 1, 2, 0], batch_size=2)))
+        >>> tuple(inputs["token_ids"].shape), tuple(y.shape)
+        ((2, 3), (2,))
+    """
+    inputs = to_keras_inputs(encodings)
+    labels = np.asarray(labels, np.int32)
+    if len(labels) != len(inputs["token_ids"]):
+        raise ValueError(f"labels and texts must match: {len(labels)} labels for {len(inputs['token_ids'])} texts")
+    lengths = inputs["padding_mask"].sum(1)
+    epoch = [0]
+
+    def one_epoch():  # tf.data calls this at the start of every pass
+        for index in length_grouped_batches(lengths, batch_size, seed, epoch[0]):
+            longest = int(lengths[index].max())
+            yield {k: v[index, :longest] for k, v in inputs.items()}, labels[index]
+        epoch[0] += 1  # a new order after each full pass (peeking at one batch does not count)
+
+    spec = tf.TensorSpec((None, None), tf.int32)
+    dataset = tf.data.Dataset.from_generator(
+        one_epoch, output_signature=({"token_ids": spec, "padding_mask": spec}, tf.TensorSpec((None,), tf.int32)))
+    return dataset.apply(tf.data.experimental.assert_cardinality(-(-len(labels) // batch_size)))
 
 
 def masked_mean_pool(hidden, padding_mask):
@@ -85,11 +120,12 @@ def build_text_classifier(encoder, num_classes: int, pooling: str = "cls", dropo
                        name=name or f"text_classifier_{pooling}")
 
 
-def encoder_features(encoder, encodings: dict, batch_size: int = 64,
+def encoder_features(encoder, encodings: dict, batch_size: int = 64, by_length: bool = True,
                      progress: bool = True) -> dict[str, np.ndarray]:
     """Run the encoder once (inference mode); pooled features as NumPy, as in PyTorch.
 
     Keys: ``"cls"``, ``"mean"`` (masked) and ``"mean_unmasked"`` (padding averaged in).
+    ``by_length=True``: the same length-sorted, trimmed batches as the PyTorch twin.
 
     Example:
         >>> features = encoder_features(minilm_encoder(), batch)   # doctest: +SKIP
@@ -103,14 +139,14 @@ def encoder_features(encoder, encodings: dict, batch_size: int = 64,
                         {"cls": hidden[:, 0, :], "mean": masked_mean_pool(hidden, padding_mask),
                          "mean_unmasked": ops.mean(hidden, axis=1)})
     inputs = to_keras_inputs(encodings)
-    out = {"cls": [], "mean": [], "mean_unmasked": []}
-    starts = range(0, len(inputs["token_ids"]), batch_size)
-    for start in tqdm(starts, desc="encoder features", disable=not progress_enabled(progress), leave=False):
-        batch = model.predict_on_batch([inputs["token_ids"][start:start + batch_size],
-                                        inputs["padding_mask"][start:start + batch_size]])
+    out = {key: np.zeros((len(inputs["token_ids"]), encoder.hidden_dim), np.float32)
+           for key in ("cls", "mean", "mean_unmasked")}
+    for index, width in tqdm(inference_batches(inputs["padding_mask"], batch_size, by_length),
+                             desc="encoder features", disable=not progress_enabled(progress), leave=False):
+        batch = model.predict_on_batch([inputs["token_ids"][index, :width], inputs["padding_mask"][index, :width]])
         for key in out:
-            out[key].append(np.asarray(batch[key]))
-    return {k: np.concatenate(v) for k, v in out.items()}
+            out[key][index] = np.asarray(batch[key])
+    return out
 
 
 def train_linear_head(features, labels, num_classes: int, epochs: int = 40, lr: float = 1e-2,

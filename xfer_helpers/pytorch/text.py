@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..text import warmup_linear
+from ..text import inference_batches, length_grouped_batches, warmup_linear
 from .training import _show_progress
 
 POOLINGS = ("cls", "mean")
@@ -38,21 +38,15 @@ class _TextDataset(torch.utils.data.Dataset):
 
 
 class _LengthGroupedBatches(torch.utils.data.Sampler):
-    """Shuffled batches of texts of similar length (new order every epoch, every text once)."""
+    """:func:`xfer_helpers.text.length_grouped_batches` as a batch sampler (a new order every epoch)."""
 
-    def __init__(self, lengths, batch_size: int, seed: int, pool: int = 50):
-        self.lengths, self.batch_size, self.seed, self.pool, self.epoch = np.asarray(lengths), batch_size, seed, pool, 0
+    def __init__(self, lengths, batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = np.asarray(lengths), batch_size, seed, 0
 
     def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
-        self.epoch += 1
-        order, size = rng.permutation(len(self.lengths)), self.batch_size * self.pool
-        batches = []
-        for start in range(0, len(order), size):   # sort by length inside random pools of 50 batches
-            pool = order[start:start + size]
-            pool = pool[np.argsort(-self.lengths[pool], kind="stable")]
-            batches += [pool[i:i + self.batch_size].tolist() for i in range(0, len(pool), self.batch_size)]
-        return iter([batches[i] for i in rng.permutation(len(batches))])
+        for index in length_grouped_batches(self.lengths, self.batch_size, self.seed, self.epoch):
+            yield index.tolist()
+        self.epoch += 1  # a new order after each full pass
 
     def __len__(self):
         return -(-len(self.lengths) // self.batch_size)
@@ -156,13 +150,16 @@ class TextClassifier(nn.Module):
 
 
 @torch.inference_mode()
-def encoder_features(encoder: nn.Module, encodings: dict, batch_size: int = 64,
+def encoder_features(encoder: nn.Module, encodings: dict, batch_size: int = 64, by_length: bool = True,
                      progress: bool = True) -> dict[str, np.ndarray]:
-    """Run a (frozen) encoder once; return pooled features (N, H) as NumPy.
+    """Run a (frozen) encoder once; return pooled features (N, H) as NumPy, in the input order.
 
     Keys: ``"cls"`` ([CLS] vector), ``"mean"`` (masked mean) and ``"mean_unmasked"``
     (the mistake: padding averaged in). Train heads on these instead of re-running
-    the encoder every epoch.
+    the encoder every epoch. ``by_length=True`` runs the texts longest first with each
+    batch cut to its longest text (:func:`xfer_helpers.text.inference_batches`): faster,
+    and the masked features do not change; the unmasked mean then averages in the
+    padding of that batch, whatever it happens to be.
 
     Example:
         >>> features = encoder_features(minilm_encoder(), batch)   # doctest: +SKIP
@@ -171,15 +168,18 @@ def encoder_features(encoder: nn.Module, encodings: dict, batch_size: int = 64,
     """
     was_training = encoder.training
     encoder.eval()
-    out = {"cls": [], "mean": [], "mean_unmasked": []}
-    for inputs in tqdm(text_loader(encodings, batch_size=batch_size), desc="encoder features",
-                       disable=not _show_progress(progress, 0), leave=False):
+    tensors = {k: torch.as_tensor(encodings[k]) for k in ("input_ids", "attention_mask")}
+    out = {key: np.zeros((len(tensors["input_ids"]), encoder.config.hidden_size), np.float32)
+           for key in ("cls", "mean", "mean_unmasked")}
+    for index, width in tqdm(inference_batches(encodings["attention_mask"], batch_size, by_length),
+                             desc="encoder features", disable=not _show_progress(progress, 0), leave=False):
+        inputs = {k: v[index, :width] for k, v in tensors.items()}
         hidden = encoder(**inputs).last_hidden_state
-        out["cls"].append(hidden[:, 0])
-        out["mean"].append(masked_mean_pool(hidden, inputs["attention_mask"]))
-        out["mean_unmasked"].append(hidden.mean(1))
+        out["cls"][index] = hidden[:, 0].numpy()
+        out["mean"][index] = masked_mean_pool(hidden, inputs["attention_mask"]).numpy()
+        out["mean_unmasked"][index] = hidden.mean(1).numpy()
     encoder.train(was_training)
-    return {k: torch.cat(v).numpy() for k, v in out.items()}
+    return out
 
 
 def train_linear_head(features, labels, num_classes: int, epochs: int = 40, lr: float = 1e-2,
