@@ -83,8 +83,13 @@ def run_module(path: Path) -> tuple[list[dict], str | None, float]:
         return json.loads(out.read_text()), None, seconds
 
 
+def _speeds(rows: list[dict]) -> dict:
+    return {(r["job"], r["framework"], r.get("variant", "fp32")): r for r in rows
+            if "job" in r and r.get("unit", "").endswith("/s") and isinstance(r.get("value"), (int, float))}
+
+
 def compare_frameworks(rows: list[dict]) -> list[dict]:
-    """For each ``job`` timed in both frameworks, a row with PyTorch's throughput over Keras's.
+    """For each job and variant timed in both frameworks, PyTorch's throughput over Keras's.
 
     Example:
         >>> rows = [{"name": "a", "job": "cnn", "framework": "PyTorch", "value": 30.0, "unit": "images/s"},
@@ -92,16 +97,37 @@ def compare_frameworks(rows: list[dict]) -> list[dict]:
         >>> [(r["name"], r["value"]) for r in compare_frameworks(rows)]
         [('cnn_throughput_pytorch_over_keras', 1.5)]
     """
-    speed = {(r["job"], r["framework"]): r for r in rows
-             if "job" in r and r.get("unit", "").endswith("/s") and isinstance(r.get("value"), (int, float))}
+    speed = _speeds(rows)
     out = []
-    for job in sorted({j for j, _ in speed}):
-        if (job, "PyTorch") in speed and (job, "Keras") in speed:
-            torch_row, keras_row = speed[job, "PyTorch"], speed[job, "Keras"]
-            out.append({"module": "compare", "name": f"{job}_throughput_pytorch_over_keras",
+    for job, variant in sorted({(j, v) for j, _, v in speed}):
+        if (job, "PyTorch", variant) in speed and (job, "Keras", variant) in speed:
+            torch_row, keras_row = speed[job, "PyTorch", variant], speed[job, "Keras", variant]
+            label = job if variant == "fp32" else f"{job}_{variant.replace('+', '_')}"
+            out.append({"module": "compare", "name": f"{label}_throughput_pytorch_over_keras",
                         "value": round(torch_row["value"] / keras_row["value"], 3), "unit": "x", "job": job,
-                        "detail": f"PyTorch {torch_row['value']:.4g} vs Keras {keras_row['value']:.4g} "
-                                  f"{torch_row['unit']}"})
+                        "variant": variant, "detail": f"PyTorch {torch_row['value']:.4g} vs Keras "
+                                                      f"{keras_row['value']:.4g} {torch_row['unit']}"})
+    return out
+
+
+def speedups_over_fp32(rows: list[dict]) -> list[dict]:
+    """For each framework, job and variant other than fp32: its throughput over fp32's.
+
+    Example:
+        >>> rows = [{"name": "a", "job": "cnn", "framework": "PyTorch", "value": 30.0, "unit": "images/s"},
+        ...         {"name": "b", "job": "cnn", "framework": "PyTorch", "variant": "amp", "value": 75.0,
+        ...          "unit": "images/s"}]
+        >>> [(r["name"], r["value"]) for r in speedups_over_fp32(rows)]
+        [('pytorch_cnn_amp_over_fp32', 2.5)]
+    """
+    speed = _speeds(rows)
+    out = []
+    for job, framework, variant in sorted(speed):
+        base = speed.get((job, framework, "fp32"))
+        if variant != "fp32" and base is not None:
+            out.append({"module": "compare", "name": f"{framework.lower()}_{job}_{variant.replace('+', '_')}_over_fp32",
+                        "value": round(speed[job, framework, variant]["value"] / base["value"], 3), "unit": "x",
+                        "job": job, "framework": framework, "variant": variant})
     return out
 
 
@@ -144,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         if error:
             report["errors"].append({"module": path.stem, "error": error})
             print(f"   FAILED: {error}", flush=True)
-    report["results"] += compare_frameworks(report["results"])
+    report["results"] += compare_frameworks(report["results"]) + speedups_over_fp32(report["results"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     m = report["machine"]

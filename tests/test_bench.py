@@ -53,3 +53,29 @@ def test_no_matching_benchmark_fails_the_run():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "no_such_benchmark"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "No benchmarks match" in proc.stdout
+
+
+def test_precision_variants_are_paired_and_compared_with_fp32():
+    row = lambda framework, variant, value: {"name": f"{framework}-{variant}", "job": "cnn", "value": value,
+                                             "framework": framework, "variant": variant, "unit": "images/s"}
+    rows = [row("PyTorch", "fp32", 100.0), row("PyTorch", "amp", 250.0), row("PyTorch", "amp+channels_last", 300.0),
+            row("Keras", "fp32", 80.0), row("Keras", "amp", 200.0)]
+    compared = {r["name"]: r["value"] for r in bench_run.compare_frameworks(rows)}
+    assert compared == {"cnn_throughput_pytorch_over_keras": 1.25, "cnn_amp_throughput_pytorch_over_keras": 1.25}
+    speedups = {r["name"]: r["value"] for r in bench_run.speedups_over_fp32(rows)}
+    assert speedups == {"pytorch_cnn_amp_over_fp32": 2.5, "pytorch_cnn_amp_channels_last_over_fp32": 3.0,
+                        "keras_cnn_amp_over_fp32": 2.5}
+
+
+def test_bench_variants_default_to_fp32_on_a_cpu_and_can_be_chosen(monkeypatch):
+    import bench_step_torch
+    monkeypatch.delenv("XFER_BENCH_VARIANTS", raising=False)
+    assert bench_step_torch.variants_for("cnn", on_gpu=False) == ["fp32"]
+    assert bench_step_torch.variants_for("cnn", on_gpu=True) == ["fp32", "amp", "amp+channels_last",
+                                                                 "amp+channels_last+compile"]
+    monkeypatch.setenv("XFER_BENCH_VARIANTS", "fp32, amp+channels_last")
+    assert bench_step_torch.variants_for("text", on_gpu=False) == ["fp32"]     # channels_last is for images
+    assert bench_step_torch.variants_for("cnn", on_gpu=False) == ["fp32", "amp+channels_last"]
+    monkeypatch.setenv("XFER_BENCH_VARIANTS", "fp16")
+    with pytest.raises(ValueError, match="unknown variants"):
+        bench_step_torch.variants_for("cnn", on_gpu=False)
