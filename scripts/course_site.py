@@ -194,12 +194,26 @@ def write_site(rows: list[dict], build: Path = BUILD) -> Path:
     return build / "index.html"
 
 
+def readme_cells(rows: list[dict]) -> str:
+    """The README chapter table's two measured columns, one line per chapter (``--readme``)."""
+    lines = []
+    for row in rows:
+        run = f"{row['seconds'] / 60:.1f} min, {row['peak_memory_gb']:.1f} GB" if row["ok"] else "failed"
+        results = "<br>".join(f"{what}: **{value}** — {anchor}" for what, value, anchor in row["key_results"])
+        lines.append(f"{row['chapter'][:2]} | {run} | {results} |")
+    total = sum(r["seconds"] for r in rows)
+    return "\n".join(lines + [f"whole course {total / 60:.1f} min"])
+
+
 def main() -> int:
     try:
         rows = load_rows()
     except FileNotFoundError as exc:
         print(exc)
         return 1
+    if sys.argv[1:] == ["--readme"]:   # the cells to paste into the README's chapter table
+        print(readme_cells(rows))
+        return 0
     print(summary_table(rows))
     print(f"\nSite: {write_site(rows)}")
     return 0 if all(r["ok"] for r in rows) else 1
