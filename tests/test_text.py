@@ -201,15 +201,19 @@ def test_same_classifier_in_both_frameworks_gives_the_same_logits():
         assert np.abs(fixed["mean_unmasked"] - dynamic["mean_unmasked"]).max() > 1e-2
 
 
+def _texts_of_random_length(n: int, width: int) -> dict:
+    """Token arrays of n texts of 3..width tokens; every token is 1000 + the text's index."""
+    lengths = np.random.default_rng(0).integers(3, width + 1, n)
+    mask = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int64)
+    return {"input_ids": np.where(mask == 1, np.arange(n)[:, None] + 1000, 0), "attention_mask": mask}
+
+
 def test_torch_length_grouped_loader_sees_every_text_once_with_less_padding():
     from xfer_helpers.pytorch.text import text_loader
-    rng = np.random.default_rng(0)
     n, width = 203, 48
-    lengths = rng.integers(3, width + 1, n)
-    mask = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int64)
-    ids = np.where(mask == 1, np.arange(n)[:, None] + 1000, 0)          # every token names its text
-    loader = text_loader({"input_ids": ids, "attention_mask": mask}, np.arange(n), batch_size=16,
-                         shuffle=True, seed=3, group_by_length=True)
+    encodings = _texts_of_random_length(n, width)
+    ids, mask = encodings["input_ids"], encodings["attention_mask"]
+    loader = text_loader(encodings, np.arange(n), batch_size=16, shuffle=True, seed=3, group_by_length=True)
     epochs = []
     for _ in range(2):
         seen, padded = [], 0
@@ -247,12 +251,8 @@ def test_inference_batches_sort_by_length_and_cover_every_text_once():
 def test_keras_text_dataset_gives_the_same_batches_as_the_torch_loader():
     from xfer_helpers.keras.text import text_dataset
     from xfer_helpers.pytorch.text import text_loader
-    rng = np.random.default_rng(0)
-    n, width = 75, 40
-    lengths = rng.integers(3, width + 1, n)
-    mask = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int64)
-    ids = np.where(mask == 1, np.arange(n)[:, None] + 1000, 0)          # every token names its text
-    encodings = {"input_ids": ids, "attention_mask": mask}
+    n = 75
+    encodings = _texts_of_random_length(n, 40)
     loader = text_loader(encodings, np.arange(n), batch_size=16, shuffle=True, seed=5, group_by_length=True)
     dataset = text_dataset(encodings, np.arange(n), batch_size=16, seed=5)
     assert int(dataset.cardinality()) == len(loader) == 5
