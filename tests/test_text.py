@@ -199,6 +199,15 @@ def test_same_classifier_in_both_frameworks_gives_the_same_logits():
         for key in ("cls", "mean"):
             assert np.abs(fixed[key] - dynamic[key]).max() < 1e-4, key
         assert np.abs(fixed["mean_unmasked"] - dynamic["mean_unmasked"]).max() > 1e-2
+    # Predictions with dynamic padding: the same logits, in the input order, in both frameworks.
+    from xfer_helpers.keras.text import predict_texts as keras_predict_texts
+    from xfer_helpers.pytorch import predict
+    from xfer_helpers.pytorch.text import predict_texts, text_loader
+    padded = predict(torch_model, text_loader(four, batch_size=4))
+    assert np.abs(predict_texts(torch_model, four, batch_size=2) - padded).max() < 1e-4
+    assert np.abs(keras_predict_texts(keras_model, four, batch_size=2) - padded).max() < 1e-2
+    probabilities = predict_texts(torch_model, four, batch_size=3, probabilities=True)
+    assert np.allclose(probabilities.sum(1), 1) and (probabilities.argmax(1) == padded.argmax(1)).all()
 
 
 def _texts_of_random_length(n: int, width: int) -> dict:

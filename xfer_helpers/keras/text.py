@@ -149,6 +149,26 @@ def encoder_features(encoder, encodings: dict, batch_size: int = 64, by_length: 
     return out
 
 
+def predict_texts(model, encodings: dict, batch_size: int = 128, probabilities: bool = False) -> np.ndarray:
+    """Logits (or softmax probabilities) of a text classifier for every text, in the input order.
+
+    The Keras twin of ``xfer_helpers.pytorch.text.predict_texts``: dynamic padding, the
+    texts longest first, each batch cut to its longest text.
+
+    Example:
+        >>> predict_texts(model, test_batch).argmax(1)[:5]   # doctest: +SKIP
+        array([0, 0, 2, 1, 0])
+    """
+    inputs = to_keras_inputs(encodings)
+    out = None
+    for index, width in inference_batches(inputs["padding_mask"], batch_size):
+        logits = np.asarray(model.predict_on_batch({k: v[index, :width] for k, v in inputs.items()}), np.float32)
+        if out is None:
+            out = np.zeros((len(inputs["token_ids"]), logits.shape[1]), np.float32)
+        out[index] = logits
+    return np.asarray(ops.softmax(out, axis=-1)) if probabilities else out
+
+
 def train_linear_head(features, labels, num_classes: int, epochs: int = 40, lr: float = 1e-2,
                       batch_size: int = 64, seed: int = 0):
     """Train a Dense classifier (logits) on fixed (cached) features with AdamW; return it.

@@ -16,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..text import inference_batches, length_grouped_batches, warmup_linear
-from .training import _show_progress
+from .training import _eval_mode, _forward, _model_device, _show_progress, _to_device
 
 POOLINGS = ("cls", "mean")
 
@@ -180,6 +180,30 @@ def encoder_features(encoder: nn.Module, encodings: dict, batch_size: int = 64, 
         out["mean_unmasked"][index] = hidden.mean(1).numpy()
     encoder.train(was_training)
     return out
+
+
+def predict_texts(model: nn.Module, encodings: dict, batch_size: int = 128, probabilities: bool = False,
+                  device=None) -> np.ndarray:
+    """Logits (or softmax probabilities) of a text classifier for every text, in the input order.
+
+    Like :func:`xfer_helpers.pytorch.predict`, with dynamic padding: the texts run longest
+    first, each batch cut to its longest text (:func:`xfer_helpers.text.inference_batches`).
+    With masked pooling the answers are those of fully padded batches, only sooner.
+
+    Example:
+        >>> predict_texts(model, test_batch, probabilities=True).shape   # doctest: +SKIP
+        (1000, 3)
+    """
+    device = _model_device(model, device)
+    tensors = {k: torch.as_tensor(encodings[k]) for k in ("input_ids", "attention_mask")}
+    out = None
+    with _eval_mode(model):
+        for index, width in inference_batches(encodings["attention_mask"], batch_size):
+            logits = _forward(model, _to_device({k: v[index, :width] for k, v in tensors.items()}, device)).float()
+            if out is None:
+                out = torch.zeros(len(tensors["input_ids"]), logits.shape[1])
+            out[torch.as_tensor(index)] = logits.cpu()
+    return (out.softmax(-1) if probabilities else out).numpy()
 
 
 def train_linear_head(features, labels, num_classes: int, epochs: int = 40, lr: float = 1e-2,
