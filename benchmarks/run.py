@@ -144,17 +144,56 @@ def format_table(rows: list[dict]) -> str:
                      + [fmt.format(*line) for line in lines])
 
 
+def markdown_tables(report: dict) -> str:
+    """The README's performance tables, read from a report (``run.py --markdown report.json``).
+
+    Example:
+        >>> report = {"results": [{"name": "wall_00_x", "value": 100.0, "unit": "s", "notebook": "00_x"}]}
+        >>> print(markdown_tables(report).splitlines()[2])
+        | 00_x | 100 s | – | – | – |
+    """
+    rows = report["results"]
+    v = {r["name"]: r for r in rows}
+
+    def cell(name, fmt="{:.3g}", unit=""):
+        return (fmt.format(v[name]["value"]) + unit) if name in v else "–"
+    notebooks = sorted({r["notebook"] for r in rows if "notebook" in r})
+    out = ["| notebook | wall time | peak memory | first cell | ready |", "|---|---|---|---|---|"]
+    out += [f"| {n} | {cell('wall_' + n, '{:.0f}', ' s')} | {cell('peak_memory_' + n, '{:.2f}', ' GB')} | "
+            f"{cell('first_cell_' + n, '{:.1f}', ' s')} | {cell('ready_' + n, '{:.1f}', ' s')} |" for n in notebooks]
+    if "wall_whole_course" in v:
+        out.append(f"| whole course | {v['wall_whole_course']['value']:.0f} s "
+                   f"({v['wall_whole_course']['value'] / 60:.1f} min) | | | |")
+    steps = sorted({(r["job"], r.get("variant", "fp32")) for r in rows
+                    if r.get("module", "").startswith("bench_step") and r.get("unit", "").endswith("/s")})
+    if steps:
+        out += ["", "| job | variant | input | PyTorch | Keras | PyTorch / Keras |", "|---|---|---|---|---|---|"]
+        for job, variant in steps:
+            speed = {r["framework"]: r for r in rows if r.get("job") == job and r.get("variant", "fp32") == variant
+                     and r.get("module", "").startswith("bench_step") and r.get("unit", "").endswith("/s")}
+            label = job if variant == "fp32" else f"{job}_{variant.replace('+', '_')}"
+            shown = [f"{speed[f]['value']:.4g} {speed[f]['unit']}" if f in speed else "–" for f in ("PyTorch", "Keras")]
+            some = next(iter(speed.values()))
+            out.append(f"| {job} | {variant} | {some.get('input', '')} | {shown[0]} | {shown[1]} | "
+                       f"{cell(label + '_throughput_pytorch_over_keras', '{:.2f}')} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("filters", nargs="*", help="run only modules whose name contains one of these")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report file (default: %(default)s)")
     parser.add_argument("--list", action="store_true", help="list the benchmark modules and stop")
+    parser.add_argument("--markdown", type=Path, metavar="REPORT", help="print a report's tables as Markdown and stop")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)   # internal: child process
     parser.add_argument("--rows", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         run_module_here(args.one, args.rows)
+        return 0
+    if args.markdown:
+        print(markdown_tables(json.loads(args.markdown.read_text())))
         return 0
     modules = discover(args.filters)
     if args.list or not modules:

@@ -79,3 +79,15 @@ def test_bench_variants_default_to_fp32_on_a_cpu_and_can_be_chosen(monkeypatch):
     monkeypatch.setenv("XFER_BENCH_VARIANTS", "fp16")
     with pytest.raises(ValueError, match="unknown variants"):
         bench_step_torch.variants_for("cnn", on_gpu=False)
+
+
+def test_markdown_tables_show_every_notebook_and_job_of_the_example_report():
+    example = json.loads((ROOT / "benchmarks" / "example-report.json").read_text())
+    tables = bench_run.markdown_tables(example)
+    for name in {r["notebook"] for r in example["results"] if "notebook" in r}:
+        assert f"| {name} | " in tables
+    assert "| cnn | fp32 |" in tables and "| text | fp32 |" in tables and "whole course" in tables
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--markdown",
+                           str(ROOT / "benchmarks" / "example-report.json")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == tables
