@@ -26,6 +26,7 @@ Run alone: ``python benchmarks/bench_step_torch.py``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -90,7 +91,7 @@ def run(steps: int = 8, batch_size: int = 32, seed: int = 0) -> list[dict]:
 
             def step():
                 optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext():
                     loss = torch.nn.functional.cross_entropy(forward(*x), y)
                 if scaler is None:
                     loss.backward()
