@@ -83,6 +83,11 @@ def run_module(path: Path) -> tuple[list[dict], str | None, float]:
         return json.loads(out.read_text()), None, seconds
 
 
+def _label(job: str, variant: str) -> str:
+    """Row-name stem of a job's variant: ``cnn``, ``cnn_amp_channels_last``."""
+    return job if variant == "fp32" else f"{job}_{variant.replace('+', '_')}"
+
+
 def _speeds(rows: list[dict]) -> dict:
     return {(r["job"], r["framework"], r.get("variant", "fp32")): r for r in rows
             if "job" in r and r.get("unit", "").endswith("/s") and isinstance(r.get("value"), (int, float))}
@@ -102,8 +107,7 @@ def compare_frameworks(rows: list[dict]) -> list[dict]:
     for job, variant in sorted({(j, v) for j, _, v in speed}):
         if (job, "PyTorch", variant) in speed and (job, "Keras", variant) in speed:
             torch_row, keras_row = speed[job, "PyTorch", variant], speed[job, "Keras", variant]
-            label = job if variant == "fp32" else f"{job}_{variant.replace('+', '_')}"
-            out.append({"module": "compare", "name": f"{label}_throughput_pytorch_over_keras",
+            out.append({"module": "compare", "name": f"{_label(job, variant)}_throughput_pytorch_over_keras",
                         "value": round(torch_row["value"] / keras_row["value"], 3), "unit": "x", "job": job,
                         "variant": variant, "detail": f"PyTorch {torch_row['value']:.4g} vs Keras "
                                                       f"{keras_row['value']:.4g} {torch_row['unit']}"})
@@ -125,7 +129,7 @@ def speedups_over_fp32(rows: list[dict]) -> list[dict]:
     for job, framework, variant in sorted(speed):
         base = speed.get((job, framework, "fp32"))
         if variant != "fp32" and base is not None:
-            out.append({"module": "compare", "name": f"{framework.lower()}_{job}_{variant.replace('+', '_')}_over_fp32",
+            out.append({"module": "compare", "name": f"{framework.lower()}_{_label(job, variant)}_over_fp32",
                         "value": round(speed[job, framework, variant]["value"] / base["value"], 3), "unit": "x",
                         "job": job, "framework": framework, "variant": variant})
     return out
@@ -164,18 +168,15 @@ def markdown_tables(report: dict) -> str:
     if "wall_whole_course" in v:
         out.append(f"| whole course | {v['wall_whole_course']['value']:.0f} s "
                    f"({v['wall_whole_course']['value'] / 60:.1f} min) | | | |")
-    steps = sorted({(r["job"], r.get("variant", "fp32")) for r in rows
-                    if r.get("module", "").startswith("bench_step") and r.get("unit", "").endswith("/s")})
+    speed = _speeds(rows)
+    steps = sorted({(job, variant) for job, _, variant in speed})
     if steps:
         out += ["", "| job | variant | input | PyTorch | Keras | PyTorch / Keras |", "|---|---|---|---|---|---|"]
         for job, variant in steps:
-            speed = {r["framework"]: r for r in rows if r.get("job") == job and r.get("variant", "fp32") == variant
-                     and r.get("module", "").startswith("bench_step") and r.get("unit", "").endswith("/s")}
-            label = job if variant == "fp32" else f"{job}_{variant.replace('+', '_')}"
-            shown = [f"{speed[f]['value']:.4g} {speed[f]['unit']}" if f in speed else "–" for f in ("PyTorch", "Keras")]
-            some = next(iter(speed.values()))
-            out.append(f"| {job} | {variant} | {some.get('input', '')} | {shown[0]} | {shown[1]} | "
-                       f"{cell(label + '_throughput_pytorch_over_keras', '{:.2f}')} |")
+            mine = {f: speed[job, f, variant] for f in ("PyTorch", "Keras") if (job, f, variant) in speed}
+            shown = [f"{mine[f]['value']:.4g} {mine[f]['unit']}" if f in mine else "–" for f in ("PyTorch", "Keras")]
+            out.append(f"| {job} | {variant} | {next(iter(mine.values())).get('input', '')} | {shown[0]} | "
+                       f"{shown[1]} | {cell(_label(job, variant) + '_throughput_pytorch_over_keras', '{:.2f}')} |")
     return "\n".join(out)
 
 

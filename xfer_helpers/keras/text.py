@@ -45,7 +45,7 @@ def text_dataset(encodings: dict, labels, batch_size: int = 32, seed: int = 0):
     The Keras twin of ``text_loader(..., shuffle=True, group_by_length=True)``: the very
     same batches as PyTorch for the same seed (:func:`xfer_helpers.text.length_grouped_batches`),
     a new order after every full pass, each batch cut to its longest text. The sequence length is
-    left open (``None``), so ``model.fit`` traces its step once for every length. Do not
+    left open (``None``), so ``model.fit`` traces its step once and runs it on every length. Do not
     combine it with ``jit_compile=True``: XLA would compile again for every new length.
 
     Example:
