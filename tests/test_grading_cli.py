@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import zipfile
 
 import nbformat
@@ -37,7 +38,9 @@ def other_exercise_notebook() -> nbformat.NotebookNode:
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory):
     folder = tmp_path_factory.mktemp("class")
-    gu.write(gu.filled_release(ASSIGNMENT), folder / "alice.ipynb")
+    alice = gu.filled_release(ASSIGNMENT)
+    gu.cell(alice, "strategy_answer").source += "\nimport torch\nprint('torch threads:', torch.get_num_threads())"
+    gu.write(alice, folder / "alice.ipynb")
     (folder / "bob.txt").write_text("my answers are in my head\n")
     (folder / "carol.ipynb").write_text('{"cells": [ {"cell_type": "code", oops')
     (folder / "dave").mkdir()
@@ -64,6 +67,18 @@ def test_good_submission_is_graded_despite_the_rest_of_the_class(graded_class):
     assert sorted(p.name for p in (out / "feedback").iterdir()) == ["alice.html"]
     scores = gu.gradebook_scores(out / "nbgrader" / "course-0", ASSIGNMENT, "alice")
     assert sum(scores.values()) == 18
+
+
+@pytest.mark.slow
+def test_parallel_graders_share_the_cores(graded_class):
+    """Two graders at once: each kernel gets half the cores, not all of them."""
+    _, _, out = graded_class
+    graded = nbformat.read(out / "nbgrader" / "course-0" / "autograded" / "alice" / ASSIGNMENT
+                           / f"{ASSIGNMENT}.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in graded.cells if c.cell_type == "code"
+                      for o in c.get("outputs", []))
+    expected = os.environ.get("XFER_THREADS") or grading.threads_per_job(2)
+    assert f"torch threads: {expected}\n" in printed
 
 
 @pytest.mark.slow

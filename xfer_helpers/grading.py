@@ -844,6 +844,28 @@ def _grade_shard(assignment: str, shard_dir: str, students: list[tuple[str, str]
     return results
 
 
+def threads_per_job(jobs: int, cores: int | None = None) -> int:
+    """CPU threads for each of ``jobs`` parallel graders: the cores shared out, at least 1.
+
+    Without this, every student's kernel would use all the cores, and ``jobs`` kernels
+    at once would fight over them (PyTorch gets several times slower, not just shared).
+
+    Example:
+        >>> threads_per_job(2, cores=2), threads_per_job(4, cores=16), threads_per_job(8, cores=4)
+        (1, 4, 1)
+    """
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores // jobs)
+
+
+def _share_cores(jobs: int) -> None:
+    """In a grading worker: its kernels use their share of the cores (unless XFER_THREADS is set)."""
+    if not os.environ.get("XFER_THREADS"):
+        threads = str(threads_per_job(jobs))
+        for var in ("XFER_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = threads
+
+
 def _progress(items, enabled: bool, description: str):
     if not enabled or os.environ.get("XFER_PROGRESS") == "0":
         return items
@@ -861,7 +883,8 @@ def grade_submissions(assignment: str, submissions: str | Path, output: str | Pa
     Bad input (not a notebook, broken JSON, a missing notebook, another exercise's
     notebook) rejects that student with a message; everyone else is still graded. A
     kernel death is a failed grading job (status "failed", no score), never a 0.
-    ``jobs`` runs that many graders in parallel (each in its own scratch course).
+    ``jobs`` runs that many graders in parallel (each in its own scratch course), each
+    kernel with its share of the cores (:func:`threads_per_job`; ``XFER_THREADS`` overrides).
 
     Example:
         >>> report = grade_submissions("00_concepts", "submissions/", "grades/")  # doctest: +SKIP
@@ -905,7 +928,8 @@ def grade_submissions(assignment: str, submissions: str | Path, output: str | Pa
         from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=len(calls), mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=len(calls), mp_context=context,
+                                 initializer=_share_cores, initargs=(len(calls),)) as pool:
             futures = [pool.submit(_grade_shard, *call) for call in calls]
             for future in _progress(futures, progress, f"grading {assignment} ({jobs} jobs)"):
                 results += future.result()
