@@ -88,7 +88,7 @@ def _meta(r: dict) -> list[tuple[str, str, str]]:
     shots = _by(r["fewshot"]["runs"], "method", "framework", "k_shot")
     return [("sine K=5: MSE after 10 steps, MAML vs pretrained",   # mse[k] = after k steps
              " / ".join(f"{f} {mse[f, 'MAML'][10]:.2f} vs {mse[f, 'pretrained baseline'][10]:.2f}" for f in fw),
-             "Finn et al. 2017: 0.35 vs 2.19"),
+             "Finn et al. 2017 (read off their Fig. 3): ≈ 0.35 vs ≈ 2.19"),
             ("ProtoNets 5-way 1-shot / 5-shot (held-out scripts)",
              " / ".join(f"{f} {shots['ProtoNets', f, 1]['accuracy']:.1%} / {shots['ProtoNets', f, 5]['accuracy']:.1%}"
                         for f in fw),

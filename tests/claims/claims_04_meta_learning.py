@@ -32,7 +32,7 @@ def check(result: dict) -> None:
     for k_shot in (1, 5):
         a, b = runs["ProtoNets", "PyTorch", k_shot], runs["ProtoNets", "TensorFlow", k_shot]
         assert abs(a["accuracy"] - b["accuracy"]) <= 0.03, (k_shot, a, b)
-    assert ("fine-tuned embedding (Chen et al.)", "PyTorch", 5) in runs
+    assert ("frozen embedding + linear head (Chen et al.)", "PyTorch", 5) in runs
 
     # Second order keeps more for the backward pass than first order, more so with more inner steps.
     cost = {(r["inner_steps"], r["order"]): r for r in result["second_order_cost"]}

@@ -7,7 +7,7 @@ Example:
 from __future__ import annotations
 
 from ..env import import_tensorflow
-from ..pretrained import EFFICIENTNET_LITE0, efficientnet_keras_preset, text_model_dir
+from ..pretrained import EFFICIENTNET_LITE0, ONLINE_TEXT_MODELS, efficientnet_keras_preset, text_model_dir
 
 import_tensorflow()  # quiet TensorFlow's start-up logs before Keras loads it
 
@@ -84,6 +84,23 @@ def efficientnet_lite0(num_classes: int = 1000, pretrained: bool = True, dropout
     return model
 
 
+def keras_text_model_dir(name: str = "minilm") -> str:
+    """The offline MiniLM folder for keras-hub; a clear error for the hub names only PyTorch loads.
+
+    Example:
+        >>> keras_text_model_dir("bert-base-uncased")
+        Traceback (most recent call last):
+        ...
+        ValueError: The Keras helpers load only the offline MiniLM ('minilm'), not 'bert-base-uncased'. For BERT-base in Keras, use keras_hub.models.BertBackbone.from_preset('bert_base_en_uncased') (downloaded from Kaggle), or the PyTorch helpers with 'bert-base-uncased'.
+    """
+    if name in ONLINE_TEXT_MODELS:
+        raise ValueError(
+            f"The Keras helpers load only the offline MiniLM ('minilm'), not {name!r}. For BERT-base in "
+            "Keras, use keras_hub.models.BertBackbone.from_preset('bert_base_en_uncased') (downloaded from "
+            f"Kaggle), or the PyTorch helpers with {name!r}.")
+    return text_model_dir(name)
+
+
 def minilm_tokenizer(name: str = "minilm", sequence_length: int = 64):
     """keras-hub BERT preprocessor (WordPiece tokenizer + packer) for MiniLM.
 
@@ -97,7 +114,7 @@ def minilm_tokenizer(name: str = "minilm", sequence_length: int = 64):
     if sequence_length < 4:
         raise ValueError(f"sequence_length must be at least 4 tokens, got {sequence_length}")
     return keras_hub.models.BertTextClassifierPreprocessor.from_preset(
-        text_model_dir(name), sequence_length=sequence_length)
+        keras_text_model_dir(name), sequence_length=sequence_length)
 
 
 def minilm_encoder(name: str = "minilm"):
@@ -110,4 +127,4 @@ def minilm_encoder(name: str = "minilm"):
         384
     """
     import keras_hub
-    return keras_hub.models.BertBackbone.from_preset(text_model_dir(name))
+    return keras_hub.models.BertBackbone.from_preset(keras_text_model_dir(name))

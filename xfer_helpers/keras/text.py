@@ -224,7 +224,7 @@ def first_layers_encoder(num_layers: int = 1, name: str = "minilm"):
     """
     import keras_hub
 
-    from ..pretrained import text_model_dir
+    from .models import keras_text_model_dir
     if not isinstance(num_layers, int) or num_layers < 1:
         raise ValueError(f"num_layers must be at least 1, got {num_layers!r}")
-    return keras_hub.models.BertBackbone.from_preset(text_model_dir(name), num_layers=num_layers)
+    return keras_hub.models.BertBackbone.from_preset(keras_text_model_dir(name), num_layers=num_layers)
