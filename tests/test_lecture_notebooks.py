@@ -1,4 +1,5 @@
-"""Run every lecture notebook in course/ top to bottom (lite profile) and check the claims it makes.
+"""Run every lecture notebook in course/ top to bottom (lite profile) and check the claims it makes;
+run it once more in the grading profile (the smallest sizes), which must not fail either.
 
 Each notebook saves its key numbers with ``xfer_helpers.results.save_results``.
 The kernel runs in ``course/`` (as in JupyterLab) with ``XFER_RESULTS_DIR``
@@ -38,26 +39,30 @@ def load_claims(stem: str) -> dict:
     return {"keys": set(module.KEYS), "check": module.check}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
-def test_lecture_notebook_runs_and_supports_its_claims(notebook, tmp_path, monkeypatch):
-    monkeypatch.setenv("XFER_PROFILE", "lite")
+def run_notebook(notebook: Path, profile: str, results_dir: Path, monkeypatch) -> dict:
+    """Execute the notebook in ``profile``; fail on any error; return the results it saved."""
+    monkeypatch.setenv("XFER_PROFILE", profile)
     monkeypatch.setenv("XFER_PROGRESS", "0")
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setenv("XFER_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv("XFER_RESULTS_DIR", str(results_dir))
     nb = nbformat.read(notebook, as_version=4)
     client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
                             resources={"metadata": {"path": str(notebook.parent)}})
     try:
         client.execute()
     except CellExecutionError as error:
-        pytest.fail(f"{notebook.name}: a cell failed:\n{str(error)[-3000:]}")
+        pytest.fail(f"{notebook.name} ({profile}): a cell failed:\n{str(error)[-3000:]}")
     errors = [out for cell in nb.cells for out in cell.get("outputs", []) if out.get("output_type") == "error"]
     assert not errors, f"{notebook.name}: error outputs {[e['ename'] for e in errors]}"
-
-    path = tmp_path / f"{notebook.stem}.json"
+    path = results_dir / f"{notebook.stem}.json"
     assert path.exists(), f"{notebook.name} did not save its results with xfer_helpers.results.save_results"
-    result = json.loads(path.read_text())
+    return json.loads(path.read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
+def test_lecture_notebook_runs_and_supports_its_claims(notebook, tmp_path, monkeypatch):
+    result = run_notebook(notebook, "lite", tmp_path, monkeypatch)
     expected = load_claims(notebook.stem)
     missing = (BASIC_KEYS | expected.get("keys", set())) - set(result)
     assert not missing, f"{path.name} lacks {sorted(missing)}"
@@ -68,6 +73,14 @@ def test_lecture_notebook_runs_and_supports_its_claims(notebook, tmp_path, monke
     # The course site (`make course`) can read this chapter's headline numbers.
     headlines = course_site.key_results(notebook.stem, result)
     assert headlines and all(what and value and anchor for what, value, anchor in headlines), headlines
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
+def test_lecture_notebook_runs_in_the_grading_profile(notebook, tmp_path, monkeypatch):
+    """The smallest sizes (a one-minute smoke run per chapter) must run too; their numbers mean nothing."""
+    result = run_notebook(notebook, "grading", tmp_path, monkeypatch)
+    assert result["chapter"] == notebook.stem and result["profile"] == "grading"
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
