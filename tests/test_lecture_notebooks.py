@@ -65,7 +65,7 @@ def test_lecture_notebook_runs_and_supports_its_claims(notebook, tmp_path, monke
     result = run_notebook(notebook, "lite", tmp_path, monkeypatch)
     expected = load_claims(notebook.stem)
     missing = (BASIC_KEYS | expected.get("keys", set())) - set(result)
-    assert not missing, f"{path.name} lacks {sorted(missing)}"
+    assert not missing, f"{notebook.stem}.json lacks {sorted(missing)}"
     assert result["chapter"] == notebook.stem and result["profile"] == "lite"
     assert result["seconds"] > 0
     if "check" in expected:

@@ -132,6 +132,9 @@ def tf_devices() -> list[str]:
     return [d.name.replace("/physical_device:", "") for d in gpus + cpus] or ["CPU:0"]
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")  # read by the maths libraries
+
+
 def set_threads(n: int | None = None) -> int:
     """Use ``n`` CPU threads in NumPy-backed libraries, PyTorch and TensorFlow.
 
@@ -140,7 +143,7 @@ def set_threads(n: int | None = None) -> int:
     n = n or int(os.environ.get("XFER_THREADS", 0)) or os.cpu_count() or 1
     if n < 1:
         raise ValueError(f"threads must be at least 1, got {n}")
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for var in THREAD_VARIABLES:
         os.environ.setdefault(var, str(n))
     if "torch" in sys.modules:
         import torch

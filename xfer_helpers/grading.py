@@ -36,6 +36,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import env
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = "nbgrader_config.py"
 
@@ -862,7 +864,7 @@ def _share_cores(jobs: int) -> None:
     """In a grading worker: its kernels use their share of the cores (unless XFER_THREADS is set)."""
     if not os.environ.get("XFER_THREADS"):
         threads = str(threads_per_job(jobs))
-        for var in ("XFER_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        for var in ("XFER_THREADS", *env.THREAD_VARIABLES):
             os.environ[var] = threads
 
 
