@@ -36,6 +36,23 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.Execute.timeout = 60
 c.Execute.interrupt_on_timeout = True
 
+# Every notebook runs sealed off (xfer_helpers/sealed.py, xfer_helpers/sandbox.py): its
+# kernel in a bubblewrap sandbox (no network, no view of solutions/, the gradebook or other
+# submissions, memory/process limits, every process killed at the end), and the hidden
+# checks in the grader's own process, on plain values the kernel sends back. This replaces
+# nbgrader's Execute; the other steps are nbgrader's defaults.
+c.Autograde.autograde_preprocessors = [
+    "xfer_helpers.sealed.SealedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+# The whole notebook's limit (a kernel that is slow in every cell still stops).
+c.SealedExecute.notebook_timeout = 900
+
 # Test cells or locked cells a student deleted are put back and run.
 c.OverwriteCells.add_missing_cells = True
 
