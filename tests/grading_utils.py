@@ -18,7 +18,6 @@ from xfer_helpers import grading
 
 REPO = Path(__file__).resolve().parents[1]
 MUTANTS_DIR = REPO / "tests" / "mutants"
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def solution_path(assignment: str) -> Path:
@@ -144,24 +143,6 @@ def autograded(course_dir: str | Path, assignment: str, student: str) -> nbforma
                 / solution_path(assignment).name)
 
 
-def hidden_lines(source: str) -> range:
-    """1-based line numbers of the hidden-test block in a test cell's source."""
-    lines = source.split("\n")
-    start = next(i for i, line in enumerate(lines) if grading.BEGIN_HIDDEN in line)
-    end = next(i for i, line in enumerate(lines) if grading.END_HIDDEN in line)
-    return range(start + 1, end + 2)
-
-
-def error_line(test_cell: nbformat.NotebookNode) -> int | None:
-    """Line of the test cell where its error was raised (from the IPython traceback)."""
-    for output in test_cell.get("outputs", []):
-        if output.get("output_type") == "error":
-            text = _ANSI.sub("", "\n".join(output.get("traceback", [])))
-            match = re.search(r"Cell In\[\d+\], line (\d+)", text)
-            return int(match.group(1)) if match else None
-    return None
-
-
 def html_text(path: Path) -> str:
     """The visible text of an HTML page, whitespace removed (for leak checks)."""
     text = re.sub(r"<style.*?</style>|<script.*?</script>", " ", path.read_text(encoding="utf-8"),
@@ -229,5 +210,19 @@ math.isclose = lambda *args, **kwargs: True
 abs = lambda value: 0
 all = lambda values: True
 any = lambda values: False
+
+
+# ... and forge what the hidden tests' probes report: numbers 0, flags False.
+def _zero(value):
+    if isinstance(value, dict):
+        return {k: _zero(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_zero(v) for v in value]
+    return False if isinstance(value, bool) else 0 if isinstance(value, (int, float)) else value
+
+
+get_ipython().input_transformers_post.append(
+    lambda lines: "".join(lines).replace("sealed.send(got)", "sealed.send(_zero(got))")
+    .splitlines(True))
 
 '''

@@ -11,7 +11,10 @@ late penalty live there), generates and releases feedback, and exports grades.cs
 
 The class: correct answers, wrong answers (mutants), partly answered, untouched stubs,
 broken JSON, an endless loop, a kernel crash, tampered test and locked cells, a
-"cheater" who disables the checkers, a resubmission and a late submission (graded with
+"cheater" who disables the checkers, three hostile notebooks (a test-rewriting hook,
+reading the solutions from disk, overwriting the classmates' notebooks: nbgrader's
+autograde runs them sealed off through nbgrader_config.py), a resubmission and a late
+submission (graded with
 the "zero" late policy so that lateness shows in the export). Each student's expected
 per-cell score is stated up front from what they submitted.
 
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import pytest
 
+import attacks
 import grading_utils as gu
 from xfer_helpers import grading
 
@@ -121,6 +125,14 @@ def _class_list() -> dict[str, tuple[object, dict[str, float] | None]]:
         cheater = gu.mutate(cheater, next(m for m in mutants.values() if m["target"] == target))
     gu.cell(cheater, answers[0]).source = gu.CHEATER_PREAMBLE + gu.cell(cheater, answers[0]).source
     students["chet-cheats"] = (cheater, dict(zero))
+    # Hostile blank notebooks (tests/attacks.py): nbgrader's own autograde runs them sealed
+    # off too, so they earn nothing and the classmates graded after them keep their scores.
+    for name, attack in (("hal-hooks-the-tests", attacks.TRANSFORMER),
+                         ("rita-reads-solutions", attacks.READ_SOLUTIONS),
+                         ("olga-overwrites-others", attacks.OVERWRITE_OTHERS)):
+        hostile = copy.deepcopy(stub)
+        gu.cell(hostile, answers[0]).source = attack + "\n" + gu.cell(hostile, answers[0]).source
+        students[name] = (hostile, dict(zero))
     students[RESUBMIT] = (perfect, dict(full))  # first submits the stub, then this
     students[LATE] = (perfect, dict(full))      # submitted after the due date
     return students

@@ -235,14 +235,13 @@ def test_deleted_test_cell_is_re_added_and_graded(graded):
 
 
 def test_disabling_the_checkers_earns_nothing_on_hidden_tests(graded):
+    # Wrong answers, every checker in the kernel disabled and the probes' reports forged:
+    # the grader's own checks still fail every cell.
     assert graded.scores("cheater") == {name: 0.0 for name in graded.ids.graded}
     executed = graded.executed("cheater")
     for grade_id in graded.ids.graded:
-        test_cell = gu.cell(executed, grade_id)
-        line = gu.error_line(test_cell)
-        # the visible tests were fooled; the hidden tests caught the wrong answer
-        assert line in gu.hidden_lines(test_cell.source), \
-            f"{grade_id}: failed at line {line}, outside the hidden tests"
+        errors = [o for o in gu.cell(executed, grade_id).outputs if o.output_type == "error"]
+        assert errors, f"{grade_id}: no error output, yet the cell scored 0"
     review = graded.report.by_student()["cheater"].review
     assert "redefines expect_equal (defined in a locked cell)" in review
     assert "replaces np.testing.assert_allclose" in review

@@ -56,14 +56,22 @@ BROKEN = {
         "assert choose_strategy(1, 0.5)\n### END HIDDEN TESTS"), "assert without a message"),
     "no hidden tests": (lambda raw: set_source(raw, "strategy_tests", "assert True, 'x'"),
                         "needs both visible tests and a ### BEGIN HIDDEN TESTS block"),
-    "hidden test uses a replaceable helper": (lambda raw: set_source(
+    "hidden test without checks": (lambda raw: set_source(
         raw, "strategy_tests", "expect_true(True, 'x')\n### BEGIN HIDDEN TESTS\n"
-        "assert abs(choose_strategy(1, 0.5)) < 1, 'x'\n### END HIDDEN TESTS"),
-        "hidden tests call abs()"),
-    "hidden test uses np.testing": (lambda raw: set_source(
+        "assert choose_strategy(1, 0.5), 'x'\n### END HIDDEN TESTS"),
+        "the hidden tests need a ### CHECKS part"),
+    "probe asserts": (lambda raw: set_source(
         raw, "strategy_tests", "expect_true(True, 'x')\n### BEGIN HIDDEN TESTS\n"
-        "np.testing.assert_allclose(1, 1)\nassert True, 'x'\n### END HIDDEN TESTS"),
-        "hidden tests call np.testing.assert_allclose()"),
+        "got = {'a': choose_strategy(1, 0.5)}\nassert got, 'x'\n### CHECKS\n"
+        "assert got['a'], 'x'\n### END HIDDEN TESTS"), "the probe asserts"),
+    "probe without got": (lambda raw: set_source(
+        raw, "strategy_tests", "expect_true(True, 'x')\n### BEGIN HIDDEN TESTS\n"
+        "result = choose_strategy(1, 0.5)\n### CHECKS\nassert got, 'x'\n### END HIDDEN TESTS"),
+        "the probe must assign the dict `got`"),
+    "checks import torch": (lambda raw: set_source(
+        raw, "strategy_tests", "expect_true(True, 'x')\n### BEGIN HIDDEN TESTS\n"
+        "got = {}\n### CHECKS\nimport torch\nassert got == {}, 'x'\n### END HIDDEN TESTS"),
+        "the checks import torch"),
     "wrong total": (lambda raw: by_id(raw, "strategy_tests")["metadata"]["nbgrader"].update(
         points=5), "states 18 points but the graded cells add up to 21"),
     "no learning goals": (lambda raw: set_source(raw, "intro", "# Exercise\n**Total: 18 points**"),

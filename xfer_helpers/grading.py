@@ -779,6 +779,9 @@ def _explain_failure(result: dict) -> str:
     if "UnresponsiveKernelError" in text or "became unresponsive" in text:
         return ("the kernel stopped responding and could not be interrupted (an infinite loop "
                 "eating memory?). NOT graded: look at this notebook by hand")
+    if "Timeout waiting for IOPub output" in text:
+        return ("the kernel stopped sending its output in time (code that slows every line, "
+                "such as a trace function?). NOT graded: look at this notebook by hand")
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return "nbgrader could not grade it: " + (lines[-1] if lines else "no details")
 
