@@ -20,7 +20,7 @@ WHEELHOUSE_OUT ?= wheelhouse
 WHEEL_OPTS := $(if $(WHEELHOUSE),--no-index --find-links $(abspath $(WHEELHOUSE))/wheels --no-compile)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup data course test test-fast bench doctor release grade clean-venv help lab browser wheelhouse
+.PHONY: setup data course test test-fast bench doctor release grade clean-venv help lab browser wheelhouse sandbox
 
 help:
 	@echo "make course  run every lecture notebook (lite profile) into build/ (runs setup first)"
@@ -33,6 +33,7 @@ help:
 	@echo "make wheelhouse  offline installer folder for workshops (then: make setup WHEELHOUSE=folder)"
 	@echo "make lab     open JupyterLab as a student (nbgrader assignment list + Validate)"
 	@echo "make browser install headless Chromium + chromedriver for tests/test_browser.py"
+	@echo "make sandbox install bubblewrap, which grading runs every submission in"
 
 setup: $(STAMP) data
 
@@ -65,7 +66,7 @@ course: setup
 doctor: setup
 	$(VENV)/bin/xfer doctor
 
-test: setup
+test: setup sandbox
 	$(PY) -m pytest
 
 # Quick loop while developing: skips tests marked slow.
@@ -80,7 +81,7 @@ release: setup
 	$(PY) -m xfer_helpers.grading release
 
 # Grade a class: make grade EXERCISE=00_concepts SUBMISSIONS=path/to/folder-or.zip [JOBS=2]
-grade: setup
+grade: setup sandbox
 	$(PY) -m xfer_helpers.grading grade $(EXERCISE) $(SUBMISSIONS) --out grades/$(EXERCISE) --jobs $(or $(JOBS),1)
 
 # JupyterLab for students: nbgrader's Assignments tab and Validate button, without the
@@ -105,6 +106,24 @@ browser:
 	else \
 	  echo "Chromium not found. Install Chromium and a matching chromedriver (Debian/Ubuntu:"; \
 	  echo "'apt-get install chromium chromium-driver'; macOS: 'brew install --cask chromium chromedriver')."; \
+	  exit 1; \
+	fi
+
+# Debian's bubblewrap: `xfer grade` and nbgrader's autograde run each submission's kernel
+# in a bwrap sandbox (xfer_helpers/sandbox.py; docs/instructor.md says why).
+sandbox:
+	@if command -v bwrap >/dev/null; then \
+	  echo "bubblewrap: present ($$(bwrap --version))"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  (apt-get install -y -qq bubblewrap >/dev/null \
+	    || (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null)) \
+	    && echo "bubblewrap: installed ($$(bwrap --version))"; \
+	elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then \
+	  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+	else \
+	  echo "bubblewrap (bwrap) not found. Grading needs it to seal off each submission:"; \
+	  echo "install it with your package manager (Debian/Ubuntu/Fedora: package 'bubblewrap')."; \
 	  exit 1; \
 	fi
 

@@ -70,6 +70,9 @@ def main(argv=None) -> int:
     parser.add_argument("--sets", nargs="*", default=list(SETS), choices=SETS)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="grade only these submission names")
+    parser.add_argument("--course-root", type=Path, default=REPO,
+                        help="grade with another checkout's solutions/ and nbgrader_config.py "
+                             "(e.g. a `git worktree` of an older commit, to measure 'before')")
     args = parser.parse_args(argv)
     class_ = students(args.assignment, args.sets)
     if args.only:
@@ -79,9 +82,11 @@ def main(argv=None) -> int:
         gu.write(nb, work / "submissions" / f"{name}.ipynb")
     started = time.perf_counter()
     report = grading.grade_submissions(args.assignment, work / "submissions", work / "out",
-                                       jobs=args.jobs, progress=False)
+                                       jobs=args.jobs, progress=False,
+                                       course_root=args.course_root)
     results = report.by_student()
-    points = gu.points(gu.read(gu.solution_path(args.assignment)))
+    points = gu.points(gu.read(args.course_root / "solutions" / args.assignment
+                               / gu.solution_path(args.assignment).name))
     full = sum(points.values())
     caught: dict[str, list[bool]] = {}
     bad = 0

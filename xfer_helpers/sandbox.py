@@ -65,6 +65,35 @@ def bwrap_path() -> str:
     return found
 
 
+_CHECKED: list[str] = []
+
+
+def check_sandbox() -> str:
+    """Make sure bubblewrap can build a sandbox here (once per process); return its path.
+
+    Raises :class:`SandboxUnavailable` saying what is missing (bwrap itself, or user
+    namespaces when the grader does not run as root).
+
+    Example:
+        >>> check_sandbox()  # doctest: +SKIP
+        '/usr/bin/bwrap'
+    """
+    import subprocess
+
+    path = bwrap_path()
+    if not _CHECKED:
+        namespaces = ["--unshare-pid", "--unshare-net"] if os.getuid() == 0 else ["--unshare-all"]
+        done = subprocess.run([path, *namespaces, "--ro-bind", "/", "/", "true"],
+                              capture_output=True, text=True, timeout=30)
+        if done.returncode != 0:
+            raise SandboxUnavailable(
+                f"bubblewrap cannot create a sandbox on this machine ({done.stderr.strip()}). "
+                "Grade as root, or enable unprivileged user namespaces "
+                "(sysctl kernel.unprivileged_userns_clone=1).")
+        _CHECKED.append(path)
+    return path
+
+
 def _read_only_paths() -> list[Path]:
     """What a kernel needs to read: Python, the environment, this package, the data cache."""
     paths = [Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent,
@@ -248,7 +277,7 @@ def _build_kernel_manager():
         folders: SandboxFolders | None = None
 
         async def _async_pre_start_kernel(self, **kw):
-            bwrap_path()
+            check_sandbox()
             if self.folders is None:
                 self.folders = SandboxFolders(kw.get("cwd"))
                 self.transport = "ipc"

@@ -243,7 +243,7 @@ def _build_sealed_execute():
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             if self.sandbox:
-                sandbox.bwrap_path()  # a clear message before any kernel starts
+                sandbox.check_sandbox()  # a clear message before any kernel starts
                 self.kernel_manager_class = sandbox.SandboxedKernelManager
 
         def preprocess(self, nb, resources=None, km=None):
