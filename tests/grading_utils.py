@@ -226,3 +226,99 @@ get_ipython().input_transformers_post.append(
     .splitlines(True))
 
 '''
+
+
+# --------------------------------------------------------------------------- packing mutants
+
+def _names(source: str) -> tuple[set[str], set[str]]:
+    """(names a cell defines at top level, names it reads anywhere)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set(), set()
+    defined = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    return defined, used
+
+
+def test_dependencies(nb: nbformat.NotebookNode) -> dict[str, set[str]]:
+    """answer cell grade_id -> the graded test cells whose result can depend on it.
+
+    A test cell depends on an answer cell if it reads a name the answer cell defines, or
+    a name defined by another answer cell that depends on it (transitively).
+    """
+    answers = {gid: _names(cell(nb, gid).source) for gid in answer_ids(nb)}
+    reads = {gid: _names(cell(nb, gid).source)[1] for gid in graded_ids(nb)}
+    reaches = {gid: {gid} for gid in answers}  # answer -> answers whose names reach it
+    changed = True
+    while changed:
+        changed = False
+        for gid, (_, used) in answers.items():
+            for other, (defined, _) in answers.items():
+                if defined & used and not reaches[other] <= reaches[gid]:
+                    reaches[gid] |= reaches[other]
+                    changed = True
+    out = {gid: set() for gid in answers}
+    for test, used in reads.items():
+        for gid, (defined, _) in answers.items():
+            if defined & used:
+                for source in reaches[gid]:
+                    out[source].add(test)
+    return out
+
+
+def mutant_dependencies(base: nbformat.NotebookNode, notebooks) -> dict[str, set[str]]:
+    """test_dependencies of `base` and of every mutated notebook, merged (a wrong answer
+    may call other cells' functions that the correct one does not)."""
+    merged = test_dependencies(base)
+    for nb in notebooks:
+        for gid, tests in test_dependencies(nb).items():
+            merged[gid] |= tests
+    return merged
+
+
+def pack(mutants: list[dict], dependencies: dict[str, set[str]]) -> list[list[dict]]:
+    """Group mutants (each with a "cell") so that no two in a group can affect the same test.
+
+    Every mutant in a group edits a different answer cell, and the test cells that depend
+    on one mutant's cell depend on no other mutant's cell of the group: each target cell
+    of a packed notebook loses points only because of its own mutant.
+    """
+    groups: list[list[dict]] = []
+    for mutant in mutants:
+        tests = dependencies[mutant["cell"]]
+        for group in groups:
+            if all(not (tests & dependencies[m["cell"]]) for m in group):
+                group.append(mutant)
+                break
+        else:
+            groups.append([mutant])
+    return groups
+
+
+def with_answers(nb: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
+    """A copy of `nb` with these answer cells' sources."""
+    nb = copy.deepcopy(nb)
+    for grade_id, source in answers.items():
+        cell(nb, grade_id).source = source
+    return nb
+
+
+def load_set(assignment: str, name: str) -> list[dict]:
+    """A YAML list in tests/mutants/<assignment>/ (blind1, blind2), or [] if absent."""
+    path = MUTANTS_DIR / assignment / f"{name}.yaml"
+    return yaml.safe_load(path.read_text()) if path.exists() else []
+
+
+def alternatives(assignment: str) -> dict[str, dict[str, str]]:
+    """Correct answers in other idioms (tests/mutants/<assignment>/alternatives.yaml)."""
+    path = MUTANTS_DIR / assignment / "alternatives.yaml"
+    return yaml.safe_load(path.read_text()) if path.exists() else {}

@@ -2,8 +2,10 @@
 
 For each exercise in solutions/ that has tests/mutants/<exercise>/mutants.yaml, one
 autograde run (two parallel graders, each in a temporary nbgrader course) grades a
-whole "class": the instructor's answers, the untouched release, every mutant,
-tampered and cheating notebooks. For 00_concepts the class also has an infinite
+whole "class": the instructor's answers, the untouched release, every mutant
+(mutants.yaml) and every wrong answer written blind (blind1.yaml, blind2.yaml), packed
+several to a notebook where they cannot affect the same test cells, the correct
+alternatives (alternatives.yaml), tampered and cheating notebooks. For 00_concepts the class also has an infinite
 loop, and a subset is graded twice more to check that scores are reproducible (these
 cost a cell time-limit and two extra runs, so they are not repeated per exercise).
 Scores are read from nbgrader's gradebook.
@@ -67,6 +69,52 @@ def _stated_total(solution) -> float:
     return float(match.group(1))
 
 
+def _packs(assignment: str) -> dict[str, tuple[str, list[dict]]]:
+    """Packed notebooks of wrong answers: name -> (set, the mutants in it).
+
+    Sets: "mutants" (mutants.yaml, edits of the instructor's answers), "blind1"/"blind2"
+    (written blind; each replaces one answer cell of alternatives.yaml's answers_a).
+    Mutants that cannot affect the same test cells share a notebook (grading_utils.pack).
+    """
+    solution = gu.read(gu.solution_path(assignment))
+    perfect = gu.filled_release(assignment)
+    out = {}
+    sets = {"mutants": (perfect, gu.load_mutants(assignment))}
+    base_answers = gu.alternatives(assignment).get("answers_a")
+    if base_answers:
+        blind_base = gu.with_answers(gu.read(gu.release_path(assignment)), base_answers)
+        for name in ("blind1", "blind2"):
+            sets[name] = (blind_base, gu.load_set(assignment, name))
+    for set_name, (base, mutants) in sets.items():
+        mutated = [_apply(base, m) for m in mutants]
+        dependencies = gu.mutant_dependencies(base, mutated)
+        for k, group in enumerate(gu.pack(mutants, dependencies)):
+            for mutant in group:
+                mutant["tests"] = sorted(dependencies[mutant["cell"]]) if set_name != "mutants" \
+                    else [mutant["target"]]
+            out[f"pack-{set_name}-{k}"] = (set_name, group)
+    assert all(gu.graded_ids(solution)), solution
+    return out
+
+
+def _apply(nb, mutant):
+    """A mutant of mutants.yaml (replacements) or of a blind set (a whole answer cell)."""
+    if "source" in mutant:
+        return gu.with_answers(nb, {mutant["cell"]: mutant["source"]})
+    return gu.mutate(nb, mutant)
+
+
+def _packed_notebook(assignment: str, set_name: str, group: list[dict]):
+    if set_name == "mutants":
+        nb = gu.filled_release(assignment)
+    else:
+        nb = gu.with_answers(gu.read(gu.release_path(assignment)),
+                             gu.alternatives(assignment)["answers_a"])
+    for mutant in group:
+        nb = _apply(nb, mutant)
+    return nb
+
+
 def _students(assignment: str) -> dict:
     """name -> notebook for the whole 'class'."""
     solution = gu.read(gu.solution_path(assignment))
@@ -74,8 +122,14 @@ def _students(assignment: str) -> dict:
     perfect = gu.filled_release(assignment)
     mutants = gu.load_mutants(assignment)
     students = {"instructor": perfect, "release": gu.read(gu.release_path(assignment))}
-    for mutant in mutants:
-        students[f"mutant-{mutant['name']}"] = gu.mutate(perfect, mutant)
+    for name, (set_name, group) in _packs(assignment).items():
+        students[name] = _packed_notebook(assignment, set_name, group)
+    for key, answers in gu.alternatives(assignment).items():
+        students[f"alt-{key}"] = gu.with_answers(gu.read(gu.release_path(assignment)), answers)
+    if assignment == TIMING_EXERCISE:  # graded solo, and three times (determinism)
+        for student in DETERMINISM_STUDENTS:
+            mutant = next(m for m in mutants if f"mutant-{m['name']}" == student)
+            students[student] = gu.mutate(perfect, mutant)
 
     # Untouched release, but a test cell edited, one deleted, one turned into a plain
     # cell (nbgrader metadata removed) and points inflated.
@@ -180,25 +234,51 @@ def test_untouched_release_scores_zero_on_every_graded_cell(graded):
     assert graded.scores("release") == {name: 0.0 for name in graded.ids.graded}
 
 
-def _mutant_cases():
-    return [pytest.param(assignment, mutant, id=f"{assignment}-{mutant['name']}")
-            for assignment in EXERCISES for mutant in gu.load_mutants(assignment)]
+_PACKS = {name: _packs(name) for name in EXERCISES}
 
 
-@pytest.mark.parametrize("graded, mutant", _mutant_cases(), indirect=["graded"])
-def test_mutant_loses_points_on_its_target_cell(graded, mutant):
-    got = graded.scores(f"mutant-{mutant['name']}")
-    assert got[mutant["target"]] < graded.full[mutant["target"]], \
+def _mutant_cases(sets=("mutants",)):
+    return [pytest.param(assignment, pack, mutant, id=f"{assignment}-{mutant['name']}")
+            for assignment in EXERCISES for pack, (set_name, group) in _PACKS[assignment].items()
+            if set_name in sets for mutant in group]
+
+
+def _lost(graded, student: str, tests: list[str]) -> float:
+    got = graded.scores(student)
+    return sum(graded.full[t] - got[t] for t in tests)
+
+
+@pytest.mark.parametrize("graded, pack, mutant", _mutant_cases(), indirect=["graded"])
+def test_mutant_loses_points_on_its_target_cell(graded, pack, mutant):
+    assert _lost(graded, pack, [mutant["target"]]) > 0, \
         f"mutant {mutant['name']} ({mutant['why']}) was not caught by {mutant['target']}"
-    assert sum(got.values()) < sum(graded.full.values())
+
+
+@pytest.mark.parametrize("graded, pack, mutant", _mutant_cases(("blind1", "blind2")),
+                         indirect=["graded"])
+def test_blind_wrong_answer_loses_points(graded, pack, mutant):
+    # Written blind (from the released notebook and the lecture only): it must lose points on
+    # a test cell that depends on the answer cell it changes.
+    assert _lost(graded, pack, mutant["tests"]) > 0, \
+        f"wrong answer {mutant['name']} ({mutant['why']}) got full marks on {mutant['tests']}"
+
+
+def test_correct_alternatives_get_full_marks(graded):
+    alternatives = gu.alternatives(graded.assignment)
+    for key in alternatives:
+        assert graded.scores(f"alt-{key}") == graded.full, f"correct answers {key} lost points"
 
 
 def test_mutation_score(graded):
-    mutants = gu.load_mutants(graded.assignment)
-    caught = [m["name"] for m in mutants
-              if graded.scores(f"mutant-{m['name']}")[m["target"]] < graded.full[m["target"]]]
-    print(f"\n{graded.assignment}: mutation score {len(caught)}/{len(mutants)} mutants caught")
-    assert len(caught) == len(mutants)
+    for set_name in ("mutants", "blind1", "blind2"):
+        cases = [(pack, m) for pack, (s, group) in _PACKS[graded.assignment].items()
+                 if s == set_name for m in group]
+        if not cases:
+            continue
+        caught = [m["name"] for pack, m in cases
+                  if _lost(graded, pack, m.get("tests") or [m["target"]]) > 0]
+        print(f"\n{graded.assignment}: {set_name}: {len(caught)}/{len(cases)} wrong answers caught")
+        assert len(caught) == len(cases)
 
 
 def test_edited_locked_and_test_cells_are_restored(graded):
@@ -252,8 +332,8 @@ def test_disabling_the_checkers_earns_nothing_on_hidden_tests(graded):
 def test_feedback_shows_messages_but_no_hidden_tests(graded):
     hidden = gu.hidden_test_lines(graded.assignment)
     assert len(hidden) > 20
-    last_mutant = f"mutant-{gu.load_mutants(graded.assignment)[-1]['name']}"
-    for student in ("instructor", "cheater", "tamper-release", last_mutant):
+    last_pack = [name for name in _PACKS[graded.assignment]][-1]
+    for student in ("instructor", "cheater", "tamper-release", last_pack):
         feedback = graded.report.by_student()[student].feedback
         assert feedback, f"no feedback for {student}"
         text = gu.html_text(Path(feedback))

@@ -284,6 +284,9 @@ def _build_kernel_manager():
                 self.ip = str(self.folders.ipc / "kernel")
                 self.connection_file = str(self.folders.ipc / "kernel.json")
             kw["cwd"] = str(self.folders.scratch)
+            # SIGINT sent to bwrap does not reach the kernel in its own session and PID
+            # namespace: interrupt (cell time limits) through the control channel instead.
+            self.kernel_spec.interrupt_mode = "message"
             kw.pop("env", None)  # the sandbox builds its own environment
             started = await super()._async_pre_start_kernel(**kw)
             if self.folders.uid is not None:  # written by root, read by the sandbox user
