@@ -13,16 +13,7 @@ from xfer_helpers import grading
 SOLUTIONS = sorted((gu.REPO / "solutions").glob("*/*.ipynb"))
 
 
-# Exercises whose hidden tests still run whole in the student's kernel (the old form, without
-# a ### CHECKS part): the sealed grader still runs them sandboxed, but their verdicts are not
-# out of the student's reach yet. strict: converting one makes this list fail until updated.
-NOT_YET_SEALED = {"01_cnn_fine_tuning", "02_bert_classification"}
-
-
-@pytest.mark.parametrize("notebook", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="hidden tests not yet split into "
-                                            "probe + checks")) if p.parent.name in NOT_YET_SEALED
-    else p for p in SOLUTIONS], ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("notebook", SOLUTIONS, ids=lambda p: p.parent.name)
 def test_solution_notebook_follows_the_course_rules(notebook):
     assert grading.lint_notebook(notebook) == []
 
