@@ -5,7 +5,7 @@
 
 Sets (files in tests/mutants/<exercise>/):
 - ``mutants``: mutants.yaml, edits of the instructor's answers (must lose points on `target`);
-- ``blind1``/``blind2``: blind1.yaml/blind2.yaml, wrong answers written blind (from the
+- ``blind1``, ``blind2``, ...: blind1.yaml, blind2.yaml, ..., wrong answers written blind (from the
   released notebook and the lecture only). Each replaces ONE answer cell of the blind
   writer's own correct answers (``answers_a`` of alternatives.yaml). Caught = loses points;
 - ``alternatives``: alternatives.yaml, correct answers in other idioms: must get full marks.
@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO / "tests"))
 import grading_utils as gu  # noqa: E402
 from xfer_helpers import grading  # noqa: E402
 
-SETS = ("mutants", "blind1", "blind2", "alternatives")
+SETS = ("mutants", *gu.BLIND_SETS, "alternatives")
 
 
 def with_answers(assignment: str, answers: dict[str, str]):
@@ -54,7 +54,7 @@ def students(assignment: str, sets) -> dict[str, tuple[str, object]]:
         perfect = gu.filled_release(assignment)
         for mutant in gu.load_mutants(assignment):
             out[f"mutant-{mutant['name']}"] = ("mutants", gu.mutate(perfect, mutant))
-    for name in ("blind1", "blind2"):
+    for name in gu.BLIND_SETS:
         path = folder / f"{name}.yaml"
         if name in sets and path.exists():
             base = alternatives["answers_a"]

@@ -312,8 +312,12 @@ def with_answers(nb: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat
     return nb
 
 
+# Wrong answers written blind, one file per round (each round by writers who saw no test).
+BLIND_SETS = ("blind1", "blind2", "blind3")
+
+
 def load_set(assignment: str, name: str) -> list[dict]:
-    """A YAML list in tests/mutants/<assignment>/ (blind1, blind2), or [] if absent."""
+    """A YAML list in tests/mutants/<assignment>/ (one of BLIND_SETS), or [] if absent."""
     path = MUTANTS_DIR / assignment / f"{name}.yaml"
     return yaml.safe_load(path.read_text()) if path.exists() else []
 

@@ -3,7 +3,7 @@
 For each exercise in solutions/ that has tests/mutants/<exercise>/mutants.yaml, one
 autograde run (two parallel graders, each in a temporary nbgrader course) grades a
 whole "class": the instructor's answers, the untouched release, every mutant
-(mutants.yaml) and every wrong answer written blind (blind1.yaml, blind2.yaml), packed
+(mutants.yaml) and every wrong answer written blind (blind1.yaml, blind2.yaml, ...), packed
 several to a notebook where they cannot affect the same test cells, the correct
 alternatives (alternatives.yaml), tampered and cheating notebooks. For 00_concepts the class also has an infinite
 loop, and a subset is graded twice more to check that scores are reproducible (these
@@ -72,7 +72,7 @@ def _stated_total(solution) -> float:
 def _packs(assignment: str) -> dict[str, tuple[str, list[dict]]]:
     """Packed notebooks of wrong answers: name -> (set, the mutants in it).
 
-    Sets: "mutants" (mutants.yaml, edits of the instructor's answers), "blind1"/"blind2"
+    Sets: "mutants" (mutants.yaml, edits of the instructor's answers), "blind1", "blind2", ...
     (written blind; each replaces one answer cell of alternatives.yaml's answers_a).
     Mutants that cannot affect the same test cells share a notebook (grading_utils.pack).
     """
@@ -83,7 +83,7 @@ def _packs(assignment: str) -> dict[str, tuple[str, list[dict]]]:
     base_answers = gu.alternatives(assignment).get("answers_a")
     if base_answers:
         blind_base = gu.with_answers(gu.read(gu.release_path(assignment)), base_answers)
-        for name in ("blind1", "blind2"):
+        for name in gu.BLIND_SETS:
             sets[name] = (blind_base, gu.load_set(assignment, name))
     for set_name, (base, mutants) in sets.items():
         mutated = [_apply(base, m) for m in mutants]
@@ -254,7 +254,7 @@ def test_mutant_loses_points_on_its_target_cell(graded, pack, mutant):
         f"mutant {mutant['name']} ({mutant['why']}) was not caught by {mutant['target']}"
 
 
-@pytest.mark.parametrize("graded, pack, mutant", _mutant_cases(("blind1", "blind2")),
+@pytest.mark.parametrize("graded, pack, mutant", _mutant_cases(gu.BLIND_SETS),
                          indirect=["graded"])
 def test_blind_wrong_answer_loses_points(graded, pack, mutant):
     # Written blind (from the released notebook and the lecture only): it must lose points on
@@ -270,7 +270,7 @@ def test_correct_alternatives_get_full_marks(graded):
 
 
 def test_mutation_score(graded):
-    for set_name in ("mutants", "blind1", "blind2"):
+    for set_name in ("mutants", *gu.BLIND_SETS):
         cases = [(pack, m) for pack, (s, group) in _PACKS[graded.assignment].items()
                  if s == set_name for m in group]
         if not cases:
