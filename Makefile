@@ -66,10 +66,12 @@ course: setup
 doctor: setup
 	$(VENV)/bin/xfer doctor
 
+# Everything but the smoke runs (the lecture notebooks again, at the grading sizes: the lite
+# run covers the same cells).
 test: setup sandbox
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not smoke"
 
-# Quick loop while developing: skips tests marked slow.
+# Quick loop while developing: skips tests marked slow; runs each lecture at the grading sizes.
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 

@@ -1,5 +1,9 @@
-"""Run every lecture notebook in course/ top to bottom (lite profile) and check the claims it makes;
-run it once more in the grading profile (the smallest sizes), which must not fail either.
+"""Run every lecture notebook in course/ top to bottom (lite profile) and check the claims it makes.
+
+`make test-fast` runs each notebook in the grading profile instead (the smallest sizes, about a
+minute per chapter), which must not fail either: the same cells on smaller data, a quick check
+while editing a chapter. `make test` leaves it out (marker ``smoke``): it would run the same
+lecture work a second time.
 
 Each notebook saves its key numbers with ``xfer_helpers.results.save_results``.
 The kernel runs in ``course/`` (as in JupyterLab) with ``XFER_RESULTS_DIR``
@@ -75,7 +79,7 @@ def test_lecture_notebook_runs_and_supports_its_claims(notebook, tmp_path, monke
     assert headlines and all(what and value and anchor for what, value, anchor in headlines), headlines
 
 
-@pytest.mark.slow
+@pytest.mark.smoke
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
 def test_lecture_notebook_runs_in_the_grading_profile(notebook, tmp_path, monkeypatch):
     """The smallest sizes (a one-minute smoke run per chapter) must run too; their numbers mean nothing."""
