@@ -44,6 +44,9 @@ def machine_info() -> dict:
             "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
             "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
             "versions": {p: version_of(p) for p in ("torch", "tensorflow", "keras", "numpy")}}
+    from xfer_helpers import speed
+    info["cpu"] = speed.cpu_facts()            # model, cores, avx2 / avx512f / avx512_bf16 / amx
+    info["onednn_isa"] = speed.onednn_isa()   # what PyTorch's CPU convolutions dispatch to
     try:
         import torch
 
@@ -168,6 +171,15 @@ def markdown_tables(report: dict) -> str:
     if "wall_whole_course" in v:
         out.append(f"| whole course | {v['wall_whole_course']['value']:.0f} s "
                    f"({v['wall_whole_course']['value'] / 60:.1f} min) | | | |")
+    machine = report.get("machine", {})
+    if "cpu" in machine or "speed_index" in v:
+        cpu = machine.get("cpu", {})
+        isa = ", ".join(flag for flag, has in cpu.get("isa", {}).items() if has) or "–"
+        index = v.get("speed_index")
+        out += ["", f"Machine: {cpu.get('model', '–')}, {cpu.get('cores', '–')} cores; ISA flags: {isa}; "
+                f"oneDNN: {machine.get('onednn_isa') or '–'}"
+                + (f"; speed index {index['value']:.2f} (slow reference machine "
+                   f"{index.get('slow_reference', float('nan')):.2f})" if index else "") + "."]
     speed = _speeds(rows)
     steps = sorted({(job, variant) for job, _, variant in speed})
     if steps:

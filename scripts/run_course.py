@@ -9,6 +9,9 @@ read from each notebook's ``build/results/<chapter>.json``) is printed and
     python scripts/run_course.py                  # all of course/*.ipynb
     python scripts/run_course.py course/00_concepts.ipynb
     python scripts/run_course.py --build /tmp/site course/00_concepts.ipynb
+
+Run on the whole course, it first measures the machine's speed (xfer_helpers.speed, about
+20 s) and says how many minutes the course should take; XFER_ESTIMATE=0 skips that.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -92,6 +96,15 @@ def run_notebook(path: Path, build: Path = BUILD, timeout: int = 1800) -> dict:
     return row
 
 
+def estimate() -> None:
+    """Measure this machine's speed (about 20 s) and say how long the course will take here."""
+    print("How fast is this machine? (about 20 s; XFER_ESTIMATE=0 skips this)", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "xfer_helpers.speed"], check=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as exc:   # an estimate is a nicety, not a need
+        print(f"(no estimate: {exc})", flush=True)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="Run the lecture notebooks and build the course site.")
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every course/*.ipynb")
@@ -106,6 +119,8 @@ def main(argv: list[str]) -> int:
     if missing or not paths:
         print(f"No such notebook: {', '.join(missing)}" if missing else "No lecture notebooks found in course/.")
         return 1
+    if not args.notebooks and os.environ.get("XFER_ESTIMATE", "1") != "0":
+        estimate()
     rows = []
     for path in paths:
         print(f"running {path.name} ...", flush=True)

@@ -29,7 +29,8 @@ def test_the_checked_in_example_report_matches_the_schema():
 
 def test_the_schema_rejects_a_row_without_a_unit():
     report = {"created": "2026-11-22T02:00:00+00:00", "errors": [], "seconds": {},
-              "machine": {"python": "3.11", "platform": "Linux", "cpu_count": 2, "versions": {}},
+              "machine": {"python": "3.11", "platform": "Linux", "cpu_count": 2, "versions": {},
+                          "cpu": {"model": "Some CPU", "cores": 2, "isa": {"avx2": True}}},
               "results": [{"module": "bench_x", "name": "x", "value": 1.0, "unit": "s"}]}
     jsonschema.validate(report, SCHEMA)
     del report["results"][0]["unit"]

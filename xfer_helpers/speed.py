@@ -1,0 +1,171 @@
+"""How fast is this machine? CPU facts, a steady speed index, and how long the course will take.
+
+The speed index compares this machine with the one the README's timings come from: the
+geometric mean of two PyTorch training-step throughputs (EfficientNet-Lite0 on 64 px images,
+MiniLM on 64-token texts, batch 32, the lite sizes), each divided by that machine's figure.
+1.0 = the README's machine; 0.5 = half as fast. Each throughput is the *best* of several short
+rounds: other work on the machine can only slow a round down, so the best round is what the
+machine can do, and it moves much less from run to run than a mean or a median.
+
+    python -m xfer_helpers.speed          # CPU facts, the speed index, the course estimate
+"""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+
+# The README's machine (2-core Intel Xeon, torch 2.14), `make bench` of 2026-11-22, lite fp32.
+REFERENCE = {"cnn_images_per_s": 104.7, "text_tokens_per_s": 1591.0}
+REFERENCE_COURSE_S = 990.0   # `make course` there, five chapters (README, "Lecture notebooks")
+# The slow machine of issue 16 (2-core first-generation AMD EPYC, AVX2 only): the best of
+# four idle runs of the same step benchmarks, and its measured `make course`.
+SLOW = {"cnn_images_per_s": 64.0, "text_tokens_per_s": 705.0}
+SLOW_COURSE_S = 2904.0
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def speed_index(figures: dict, reference: dict = REFERENCE) -> float:
+    """Geometric mean of ``figures[k] / reference[k]`` over the reference's keys.
+
+    Example:
+        >>> round(speed_index({"cnn_images_per_s": 52.35, "text_tokens_per_s": 795.5}), 3)
+        0.5
+        >>> round(speed_index(SLOW), 2)   # the slow machine of issue 16
+        0.52
+    """
+    ratios = [figures[key] / reference[key] for key in reference]
+    return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+
+
+def course_minutes(index: float) -> tuple[float, float]:
+    """(likely, at most) minutes of `make course` (lite) on a machine with this speed index.
+
+    Likely scales the README machine's time by 1 / index. On the slow machine the course took
+    1.5x what that predicts (TensorFlow and memory-bound work slowed more than the PyTorch
+    steps), so "at most" allows for that.
+
+    Example:
+        >>> [round(m) for m in course_minutes(1.0)]
+        [16, 25]
+    """
+    if index <= 0:
+        raise ValueError(f"the speed index must be positive, got {index}")
+    likely = REFERENCE_COURSE_S / index / 60
+    slack = SLOW_COURSE_S / (REFERENCE_COURSE_S / speed_index(SLOW))
+    return likely, likely * slack
+
+
+def cpu_facts(cpuinfo: str | None = None) -> dict:
+    """CPU model, core count and the instruction-set flags that decide CPU speed for deep learning.
+
+    Example:
+        >>> facts = cpu_facts("model name\\t: Some CPU\\nflags\\t\\t: fpu avx2 fma\\n")
+        >>> facts["model"], facts["isa"]["avx2"], facts["isa"]["avx512f"]
+        ('Some CPU', True, False)
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:   # macOS, Windows: no /proc
+            cpuinfo = ""
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+    flags = re.search(r"^flags\s*:\s*(.+)$", cpuinfo, re.M)
+    present = set(flags.group(1).split()) if flags else set()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"model": model.group(1).strip() if model else platform.processor() or platform.machine(),
+            "cores": cores, "isa": {flag: flag in present for flag in ISA_FLAGS}}
+
+
+def onednn_isa() -> str | None:
+    """The instruction set oneDNN (PyTorch's CPU convolutions) dispatches to, from its verbose log."""
+    code = ("import torch\n"
+            "with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):\n"
+            "    torch.nn.functional.conv2d(torch.ones(8, 32, 28, 28), torch.ones(64, 32, 3, 3))\n")
+    try:   # a child process: the verbose log goes to its stdout, not the caller's
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r"isa:([^,\n]+)", out)
+    return found.group(1).strip() if found else None
+
+
+def _best_throughput(step, per_step: float, rounds: int, warmup: int = 2) -> tuple[float, list[float]]:
+    for _ in range(warmup):
+        step()
+    speeds = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        step()
+        speeds.append(per_step / (time.perf_counter() - start))
+    return max(speeds), speeds
+
+
+def calibrate(rounds: int = 5, batch_size: int = 32, seed: int = 0) -> dict:
+    """Measure the two PyTorch training steps (best of ``rounds``) and the speed index.
+
+    Takes 10-30 s on a 2-core CPU (model loading included). Returns the figures, every round's
+    throughput (to see the noise) and ``index``.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    import torch
+
+    from .pytorch import models
+    from .pytorch.text import TextClassifier
+    from .pytorch.transfer import freeze_batchnorm
+
+    generator = torch.Generator().manual_seed(seed)
+
+    def step_of(model, inputs, labels):
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(*inputs), labels).backward()
+            optimizer.step()
+        return step
+
+    torch.manual_seed(seed)
+    cnn = models.efficientnet_lite0(num_classes=10).train()
+    freeze_batchnorm(cnn)
+    images = torch.randn(batch_size, 3, 64, 64, generator=generator)
+    cnn_best, cnn_rounds = _best_throughput(
+        step_of(cnn, [images], torch.randint(0, 10, (batch_size,), generator=generator)), batch_size, rounds)
+    text = TextClassifier(models.minilm_encoder(), num_classes=3, pooling="mean").train()
+    ids = torch.randint(1000, 20000, (batch_size, 64), generator=generator)
+    mask = torch.ones(batch_size, 64, dtype=torch.long)
+    text_best, text_rounds = _best_throughput(
+        step_of(text, [ids, mask], torch.randint(0, 3, (batch_size,), generator=generator)),
+        batch_size * 64, rounds)
+    figures = {"cnn_images_per_s": cnn_best, "text_tokens_per_s": text_best}
+    return {**figures, "rounds": {"cnn_images_per_s": cnn_rounds, "text_tokens_per_s": text_rounds},
+            "threads": torch.get_num_threads(), "index": speed_index(figures)}
+
+
+def describe(result: dict) -> str:
+    """A few lines for a learner: the speed index, what it means, and the course estimate."""
+    likely, most = course_minutes(result["index"])
+    return (f"Speed index {result['index']:.2f} (1.00 = the machine of the README's timings; the slow "
+            f"reference machine is {speed_index(SLOW):.2f}): PyTorch steps at "
+            f"{result['cnn_images_per_s']:.0f} images/s and {result['text_tokens_per_s']:.0f} tokens/s.\n"
+            f"`make course` (lite) should take about {likely:.0f} minutes here "
+            f"(up to {most:.0f} on an older CPU with the same index).")
+
+
+def main() -> int:
+    facts = cpu_facts()
+    isa = ", ".join(flag for flag, has in facts["isa"].items() if has) or "none of " + "/".join(ISA_FLAGS)
+    print(f"CPU: {facts['model']}, {facts['cores']} cores; ISA: {isa}; oneDNN uses: {onednn_isa()}")
+    print("Measuring (about 20 s) ...", flush=True)
+    print(describe(calibrate()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
