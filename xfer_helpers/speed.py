@@ -1,11 +1,12 @@
-"""How fast is this machine? CPU facts, a steady speed index, and how long the course will take.
+"""How fast is this machine? CPU facts, a speed index, and how long the course will take.
 
 The speed index compares this machine with the one the README's timings come from: the
 geometric mean of two PyTorch training-step throughputs (EfficientNet-Lite0 on 64 px images,
 MiniLM on 64-token texts, batch 32, the lite sizes), each divided by that machine's figure.
 1.0 = the README's machine; 0.5 = half as fast. Each throughput is the *best* of several short
 rounds: other work on the machine can only slow a round down, so the best round is what the
-machine can do, and it moves much less from run to run than a mean or a median.
+machine can do, and it moves less from run to run than a mean or a median (on a virtual machine
+whose speed swings within seconds it still moves by about +-10 %).
 
     python -m xfer_helpers.speed          # CPU facts, the speed index, the course estimate
 """
