@@ -67,9 +67,11 @@ doctor: setup
 	$(VENV)/bin/xfer doctor
 
 # Everything but the smoke runs (the lecture notebooks again, at the grading sizes: the lite
-# run covers the same cells).
+# run covers the same cells). TEST_WORKERS pytest processes share the tests out (pytest-xdist;
+# tests that share a graded class or a loaded model stay together, see tests/conftest.py).
+TEST_WORKERS ?= 2
 test: setup sandbox
-	$(PY) -m pytest -m "not smoke"
+	$(PY) -m pytest -m "not smoke" -n $(TEST_WORKERS) --dist loadgroup
 
 # Quick loop while developing: skips tests marked slow; runs each lecture at the grading sizes.
 test-fast: setup

@@ -245,6 +245,9 @@ def _build_sealed_execute():
             if self.sandbox:
                 sandbox.check_sandbox()  # a clear message before any kernel starts
                 self.kernel_manager_class = sandbox.SandboxedKernelManager
+            # Every output is in by the time the kernel stops: kill it (its sandbox with it)
+            # rather than wait about a second for its exit handlers.
+            self.shutdown_kernel = "immediate"
 
         def preprocess(self, nb, resources=None, km=None):
             plan = {}
