@@ -19,25 +19,4 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 import xfer_helpers  # noqa: E402,F401  (preloads Triton)
 
-import pytest  # noqa: E402
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns the marks into node ids
-def pytest_collection_modifyitems(config, items):
-    """`make test` runs two pytest workers (pytest-xdist, ``--dist loadgroup``).
-
-    Tests that share an expensive module-scoped fixture (a graded class, the classroom, a
-    loaded model) are put in one group, so that one worker builds the fixture once; each
-    exercise's graded class is its own group, so the five classes spread over the workers.
-    Without ``-n`` the groups change nothing.
-    """
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and "graded" in callspec.params:
-            group = f"graded-{callspec.params['graded']}"
-        elif any(defs[-1].scope == "module"
-                 for defs in item._fixtureinfo.name2fixturedefs.values()):
-            group = item.module.__name__
-        else:
-            continue
-        item.add_marker(pytest.mark.xdist_group(group))
+pytest_plugins = ["xdist_groups"]  # tests/xdist_groups.py: what `make test`'s two workers share
