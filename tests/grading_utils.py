@@ -313,7 +313,7 @@ def with_answers(nb: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat
 
 
 # Wrong answers written blind, one file per round (each round by writers who saw no test).
-BLIND_SETS = ("blind1", "blind2", "blind3", "blind4")
+BLIND_SETS = ("blind1", "blind2", "blind3", "blind4", "blind5")
 
 
 def load_set(assignment: str, name: str) -> list[dict]:
