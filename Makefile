@@ -68,7 +68,7 @@ doctor: setup
 
 # Everything but the smoke runs (the lecture notebooks again, at the grading sizes: the lite
 # run covers the same cells). TEST_WORKERS pytest processes share the tests out (pytest-xdist;
-# tests that share a graded class or a loaded model stay together, see tests/conftest.py).
+# tests that share a graded class or a loaded model stay together, see tests/xdist_groups.py).
 TEST_WORKERS ?= 2
 test: setup sandbox
 	$(PY) -m pytest -m "not smoke" -n $(TEST_WORKERS) --dist loadgroup

@@ -1,6 +1,7 @@
 """`make test`'s two workers: a group of tests that shares a module-scoped fixture runs on one."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,7 @@ def test_a_graded_class_is_built_on_one_worker_only(tmp_path):
         [sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", "-p", "xdist_groups",
          "-p", "no:cacheprovider", "-o", "addopts=", "test_sample.py"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={**__import__("os").environ, "BUILT": str(built), "PYTHONPATH": str(tests_dir)})
+        env={**os.environ, "BUILT": str(built), "PYTHONPATH": str(tests_dir)})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "39 passed" in proc.stdout, proc.stdout[-2000:]
     made = sorted(p.name for p in built.iterdir())
