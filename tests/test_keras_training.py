@@ -164,3 +164,37 @@ def test_distribution_scope_uses_mirrored_strategy_only_with_several_gpus():
     assert strategy.num_replicas_in_sync == (n_gpus if n_gpus > 1 else 1)
     (x, y), _ = toy_data()
     assert len(fit(model, x, y, epochs=1, batch_size=32, progress=False)) == 1
+
+
+def counting_train_step(model):
+    """Wrap model.train_step to count how often TensorFlow traces it (a Python call = a trace)."""
+    calls, original = [], model.train_step
+
+    def train_step(data):
+        calls.append(1)
+        return original(data)
+    model.train_step = train_step
+    return calls
+
+
+@pytest.mark.parametrize("as_dataset", [False, True])
+def test_fit_traces_the_training_step_once_and_trains_as_before(as_dataset, monkeypatch):
+    from xfer_helpers.keras import training
+    (x, y), _ = toy_data()
+
+    def train(build):   # seeded model, then a new dataset (its shuffle order follows the seed)
+        model = toy_model()
+        data = ((tf.data.Dataset.from_tensor_slices((x, y)).shuffle(96, seed=1).batch(32),)
+                if as_dataset else (x, y))
+        calls = counting_train_step(model)
+        with monkeypatch.context() as m:
+            if not build:
+                m.setattr(training, "build_before_tracing", lambda *args: False)
+            fit(model, *data, epochs=2, progress=False, **({} if as_dataset else {"batch_size": 32}))
+        return model, calls
+    before, before_calls = train(build=False)
+    after, after_calls = train(build=True)
+    assert len(before_calls) == 2, "without it, Keras traces twice (the reason for build_before_tracing)"
+    assert len(after_calls) == 1
+    for a, b in zip(before.get_weights(), after.get_weights()):
+        np.testing.assert_array_equal(a, b)                 # the same batches, the same numbers

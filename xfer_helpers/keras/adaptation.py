@@ -268,12 +268,13 @@ def train_adaptation(model, x_source, y_source, x_target=None, *, method: str = 
         True
     """
     from tqdm.auto import tqdm
-    from .training import progress_enabled
+    from .training import build_optimizer, progress_enabled
     check_training_args(method, epochs, batch_size, x_source, y_source, x_target, optimizer)
     x_source, y_source = np.asarray(x_source, np.float32), np.asarray(y_source, np.int64)
     x_target = np.asarray(x_target, np.float32) if x_target is not None else x_source
     optimizer = (keras.optimizers.Adam(lr, epsilon=1e-8) if optimizer == "adam"   # PyTorch's epsilon
                  else keras.optimizers.SGD(lr, momentum=0.9))
+    build_optimizer(optimizer, model.trainable_variables)     # one trace of the step, not two
     step_fn = tf.function(lambda xs, ys, xt, p: adaptation_step(model, optimizer, xs, ys, xt, method,
                                                                  weight, p))
     rng = np.random.default_rng(seed)

@@ -22,6 +22,8 @@ from ..env import import_tensorflow
 tf = import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
 
+from .training import build_optimizer  # noqa: E402
+
 __all__ = ["sinusoid_mlp", "conv4_embedding", "images_to_tensor", "weights_from_torch",
            "prototypes", "squared_euclidean", "prototypical_loss", "make_protonet_step",
            "embed", "make_pretrain_classifier_step", "forward", "mse", "inner_step",
@@ -129,6 +131,8 @@ def make_protonet_step(embedding: keras.Model, optimizer, n_way: int):
         >>> step = make_protonet_step(net, keras.optimizers.Adam(1e-3), n_way=5)  # doctest: +SKIP
         >>> loss, acc = step(episode)                                              # doctest: +SKIP
     """
+    build_optimizer(optimizer, embedding.trainable_variables)     # one trace, not two
+
     @tf.function(reduce_retracing=True)
     def train(x, support_y, query_y):
         with tf.GradientTape() as tape:
@@ -274,6 +278,8 @@ def make_maml_step(model: keras.Model, optimizer, inner_lr: float = 0.01, steps:
         >>> step(sample_sinusoid_tasks(4, 5, 5)) > 0
         True
     """
+    build_optimizer(optimizer, model.trainable_variables)         # one trace, not two
+
     @tf.function(reduce_retracing=True)
     def update(xs, ys, xq, yq):
         weights = model.trainable_variables
@@ -326,6 +332,8 @@ def make_pretrain_step(model: keras.Model, optimizer):
         >>> make_pretrain_step(model, keras.optimizers.Adam())(sample_sinusoid_tasks(4)) > 0
         True
     """
+    build_optimizer(optimizer, model.trainable_variables)         # one trace, not two
+
     @tf.function(reduce_retracing=True)
     def update(xs, ys, xq, yq):
         x = tf.reshape(tf.concat([xs, xq], 1), (-1, 1))
