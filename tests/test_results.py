@@ -52,3 +52,24 @@ def test_results_must_be_a_dict_of_plain_values(tmp_path):
 def test_missing_results_say_how_to_make_them(tmp_path):
     with pytest.raises(FileNotFoundError, match="Run its notebook"):
         results.load_results("04_meta", directory=tmp_path)
+
+
+def test_compare_results_ignores_timings_and_catches_any_other_change(tmp_path, capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "compare_results", Path(__file__).resolve().parents[1] / "scripts" / "compare_results.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    old = {"seconds": 10, "runs": [{"accuracy": 0.8, "seconds": 4.0, "samples_per_second": 50}],
+           "histories": {"Keras": [{"loss": 0.5, "epoch_seconds": 2}]}}
+    faster = json.loads(json.dumps(old))
+    faster["seconds"], faster["runs"][0]["seconds"], faster["runs"][0]["samples_per_second"] = 8, 3.0, 70
+    changed = json.loads(json.dumps(faster))
+    changed["histories"]["Keras"][0]["loss"] = 0.50001
+    paths = []
+    for name, data in (("old", old), ("faster", faster), ("changed", changed)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(data))
+    assert compare.main([str(paths[0]), str(paths[1])]) == 0
+    assert compare.main([str(paths[0]), str(paths[2])]) == 1
+    assert "/histories/Keras[0]/loss: 0.5 -> 0.50001" in capsys.readouterr().out

@@ -50,7 +50,7 @@ class Profile:
 _PROFILES = {
     "lite": Profile("lite", image_size=64, n_train_images=1000, n_test_images=1000,
                     epochs=3, batch_size=64, n_train_texts=2000, n_test_texts=1000,
-                    max_length=64, n_test_episodes=200, meta_iterations=200),
+                    max_length=64, n_test_episodes=200, meta_iterations=300),
     "full": Profile("full", image_size=224, n_train_images=10000, n_test_images=10000,
                     epochs=10, batch_size=128, n_train_texts=10000, n_test_texts=2000,
                     max_length=128, n_test_episodes=1000, meta_iterations=5000),
