@@ -19,6 +19,7 @@ inside: a damaged or foreign file is reported and computed again, never used.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -77,8 +78,11 @@ def _update(digest, part) -> None:
         digest.update(array.tobytes())
 
 
-def _update_function(digest, function, depth: int = 0) -> None:
-    """A function's byte code, constants and names; the functions, numbers, strings and arrays it closes over."""
+def _update_function(digest, function, hashed: set[int], depth: int = 0) -> None:
+    """A function's byte code, constants and names; the functions, numbers, strings and arrays it closes over.
+
+    Values whose ``id`` is in ``hashed`` (the key parts, already in the digest) are not read again.
+    """
     code = getattr(function, "__code__", None) or getattr(getattr(function, "__call__", None), "__code__", None)
     if code is None or depth > 4:
         digest.update(type(function).__qualname__.encode())
@@ -86,8 +90,10 @@ def _update_function(digest, function, depth: int = 0) -> None:
     _update_code(digest, code)
     for cell in getattr(function, "__closure__", None) or ():
         value = cell.cell_contents
-        if callable(value) and hasattr(value, "__code__"):
-            _update_function(digest, value, depth + 1)          # e.g. the extract function a lambda calls
+        if id(value) in hashed:
+            digest.update(b"key part")                          # e.g. the images, hashed once already
+        elif callable(value) and hasattr(value, "__code__"):
+            _update_function(digest, value, hashed, depth + 1)  # e.g. the extract function a lambda calls
         elif isinstance(value, (str, int, float, bool, type(None), tuple, np.ndarray)):
             try:
                 _update(digest, value)                          # e.g. a size or a mean it reads
@@ -107,8 +113,12 @@ def _update_code(digest, code) -> None:
             digest.update(repr(const).encode())
 
 
+@functools.lru_cache(maxsize=None)
 def _package_source() -> str:
-    """sha256 of every .py file of xfer_helpers: a changed helper invalidates what it computed."""
+    """sha256 of every .py file of xfer_helpers: a changed helper invalidates what it computed.
+
+    Read once per process: the code a running kernel uses is the code it imported.
+    """
     digest = hashlib.sha256()
     for path in sorted(Path(__file__).parent.rglob("*.py")):
         digest.update(path.relative_to(Path(__file__).parent).as_posix().encode())
@@ -186,7 +196,7 @@ def cached(name: str, compute: Callable[[], np.ndarray | dict], *key_parts, fold
         result = compute()
         return (result, {"read": False, "compute_seconds": time.perf_counter() - t0}) if with_info else result
     digest = hashlib.sha256(fingerprint(name, *key_parts).encode())
-    _update_function(digest, compute)
+    _update_function(digest, compute, {id(part) for part in key_parts})
     key = digest.hexdigest()
     path = Path(folder or cache_dir()) / f"{name}-{key[:20]}.npz"
     if path.exists():
