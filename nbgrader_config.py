@@ -4,7 +4,7 @@ solutions/<exercise>/  instructor notebooks: solutions + hidden tests (nbgrader'
 exercises/<exercise>/  student notebooks generated from solutions/ (nbgrader's "release");
                        regenerate with `make release`, never edit by hand.
 
-`xfer grade` (xfer_helpers/grading.py) reads this file too: it grades in a
+`xfer grade` (xfer_helpers/grading/) reads this file too: it grades in a
 scratch course folder with these settings.
 """
 

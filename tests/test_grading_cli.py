@@ -1,7 +1,8 @@
 """`xfer grade`: a class with bad input and a crashing notebook is still graded; LMS zips.
+`xfer lint` and `xfer release`: their exit codes and messages.
 
-xfer_helpers.grading.register() adds the `grade` subcommand to the `xfer` parser;
-these tests build that parser themselves.
+xfer_helpers.grading.register() adds the `grade`, `release` and `lint` subcommands to the
+`xfer` parser; these tests build that parser themselves.
 """
 from __future__ import annotations
 
@@ -162,3 +163,19 @@ def test_review_flags_catch_tampering_but_not_ordinary_pytorch():
     assert grading.review_flags("for m in model.modules():\n    m.eval()\n") == []
     assert grading.review_flags("import sys\nsys.modules['numpy'] = None\n") == ["uses sys.modules"]
     assert any("get_ipython" in f for f in grading.review_flags("get_ipython().input_transformers_post = []"))
+
+
+def test_xfer_lint_passes_the_solutions_and_fails_a_broken_notebook(tmp_path, capsys):
+    assert run_xfer(["lint", str(gu.solution_path(ASSIGNMENT))]) == 0
+    assert capsys.readouterr().out.strip().endswith(": ok")
+    broken = gu.read(gu.solution_path(ASSIGNMENT))
+    gu.cell(broken, "strategy_tests").metadata.nbgrader.locked = False
+    gu.write(broken, tmp_path / "broken.ipynb")
+    assert run_xfer(["lint", str(tmp_path / "broken.ipynb")]) == 1
+    assert "test cells must be locked" in capsys.readouterr().out
+
+
+def test_xfer_release_of_an_unknown_exercise_names_the_real_ones(capsys):
+    assert run_xfer(["release", "99_nothing"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown exercise '99_nothing'" in err and "00_concepts" in err, err

@@ -16,6 +16,8 @@ the tests (and the curious reader) compare them with.
 :func:`effective_sample_size`  how many source points the weighted sample is worth
 :func:`select_epoch`           model selection without target labels
 :func:`gap_closed`             the share of the source-only -> oracle gap a method closes
+:func:`batch_plan`             the training loops' batches: source shuffled, target cycled
+:func:`annealed_lr`            the DANN paper's learning-rate schedule lr / (1 + 10 p)^0.75
 =============================  =================================================
 
 Example:
@@ -34,7 +36,7 @@ import numpy as np
 __all__ = ["BACKGROUND_PHOTOS", "background_photos", "make_fashion_mnist_m", "dann_lambda",
            "coral_loss", "coral_align", "mmd2", "importance_weights",
            "domain_classifier_weights", "effective_sample_size", "select_epoch", "gap_closed",
-           "SELECTION_KEYS"]
+           "SELECTION_KEYS", "batch_plan", "annealed_lr"]
 
 # Colour photos that ship inside the scikit-image wheel (no download): the "BSDS500" of our MNIST-M.
 BACKGROUND_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "stereo_motorcycle",
@@ -336,3 +338,39 @@ def check_training_args(method: str, epochs: int, batch_size: int, x_source, y_s
                          f"and {len(y_source)}")
     if method != "source_only" and x_target is None:
         raise ValueError(f"method {method!r} needs unlabelled target inputs x_target")
+
+
+def batch_plan(n_source: int, n_target: int, batch_size: int, epochs: int, seed: int = 0):
+    """The batches of both frameworks' ``train_adaptation``, epoch by epoch.
+
+    Yields one list per epoch of ``(source_indices, target_indices, progress)`` steps:
+    ``batch_size`` source examples in a fresh random order each epoch, as many target
+    examples (the target set is cycled when it is smaller), and ``progress`` p, the
+    share of training done before the step (0 at the first step, < 1 at the last),
+    which drives the DANN schedules. Drawn with NumPy's generator seeded by ``seed``,
+    so PyTorch and Keras see the same batches.
+
+    Example:
+        >>> plan = list(batch_plan(5, 3, batch_size=2, epochs=2))
+        >>> len(plan), [len(s) for s, _, _ in plan[0]], [p for _, _, p in plan[1]]
+        (2, [2, 2, 1], [0.5, 0.6666666666666666, 0.8333333333333334])
+        >>> sorted(np.concatenate([s for s, _, _ in plan[0]]).tolist())
+        [0, 1, 2, 3, 4]
+    """
+    rng = np.random.default_rng(seed)
+    steps = math.ceil(n_source / batch_size)
+    for epoch in range(epochs):
+        order_source, order_target = rng.permutation(n_source), rng.permutation(n_target)
+        yield [(order_source[step * batch_size:(step + 1) * batch_size],
+                order_target[np.arange(step * batch_size, (step + 1) * batch_size) % n_target],
+                (epoch * steps + step) / (epochs * steps)) for step in range(steps)]
+
+
+def annealed_lr(lr: float, progress: float, anneal: bool = True) -> float:
+    """The learning rate at training progress p: lr / (1 + 10 p)^0.75 (Ganin et al.), or lr.
+
+    Example:
+        >>> annealed_lr(0.01, 0.0), round(annealed_lr(0.01, 1.0), 5), annealed_lr(0.01, 1.0, False)
+        (0.01, 0.00166, 0.01)
+    """
+    return lr / (1 + 10 * progress) ** 0.75 if anneal else lr

@@ -268,7 +268,7 @@ def _build_kernel_manager():
     class SandboxedKernelManager(AsyncKernelManager):
         """A Jupyter kernel manager whose kernels run in a bubblewrap sandbox.
 
-        Used by :class:`xfer_helpers.grading.SealedExecute` for every graded notebook.
+        Used by :class:`xfer_helpers.sealed.SealedExecute` for every graded notebook.
         The kernel's working directory is a fresh scratch folder (the student's own
         non-notebook files are copied in), it talks over Unix sockets, and the folder is
         deleted, with every process left in it, when the kernel is cleaned up.

@@ -20,8 +20,9 @@ import time
 
 import numpy as np
 
-from ..adaptation import METHODS, check_method, check_training_args  # noqa: F401 (METHODS re-exported)
-from ..env import import_tensorflow
+from ..adaptation import (METHODS, annealed_lr, batch_plan, check_method,  # noqa: F401
+                          check_training_args)  # METHODS re-exported
+from ..env import import_tensorflow, progress_enabled
 from ..history import History
 
 tf = import_tensorflow()  # first, so TensorFlow's start-up logs stay quiet
@@ -268,7 +269,7 @@ def train_adaptation(model, x_source, y_source, x_target=None, *, method: str = 
         True
     """
     from tqdm.auto import tqdm
-    from .training import build_optimizer, progress_enabled
+    from .training import build_optimizer
     check_training_args(method, epochs, batch_size, x_source, y_source, x_target, optimizer)
     x_source, y_source = np.asarray(x_source, np.float32), np.asarray(y_source, np.int64)
     x_target = np.asarray(x_target, np.float32) if x_target is not None else x_source
@@ -277,20 +278,16 @@ def train_adaptation(model, x_source, y_source, x_target=None, *, method: str = 
     build_optimizer(optimizer, model.trainable_variables)     # one trace of the step, not two
     step_fn = tf.function(lambda xs, ys, xt, p: adaptation_step(model, optimizer, xs, ys, xt, method,
                                                                  weight, p))
-    rng = np.random.default_rng(seed)
-    steps = math.ceil(len(x_source) / batch_size)
     history = History(framework="Keras")
-    for epoch in tqdm(range(epochs), desc=method, disable=not progress_enabled(progress)):
+    plan = batch_plan(len(x_source), len(x_target), batch_size, epochs, seed)
+    for epoch, batches in enumerate(tqdm(plan, total=epochs, desc=method,
+                                       disable=not progress_enabled(progress))):
         start, sums = time.perf_counter(), np.zeros(2)
-        order_source, order_target = rng.permutation(len(x_source)), rng.permutation(len(x_target))
-        for step in range(steps):
-            s = order_source[step * batch_size:(step + 1) * batch_size]
-            t = order_target[np.arange(step * batch_size, (step + 1) * batch_size) % len(x_target)]
-            progress_done = (epoch * steps + step) / (epochs * steps)
-            optimizer.learning_rate.assign(lr / (1 + 10 * progress_done) ** 0.75 if anneal else lr)
+        for s, t, progress_done in batches:
+            optimizer.learning_rate.assign(annealed_lr(lr, progress_done, anneal))
             losses = step_fn(x_source[s], y_source[s], x_target[t], tf.constant(progress_done, tf.float32))
             sums += [float(v) for v in losses]
-        seconds = time.perf_counter() - start
+        seconds, steps = time.perf_counter() - start, len(batches)
         record = dict(epoch=epoch + 1, loss=sums.sum() / steps, class_loss=sums[0] / steps,
                       adapt_loss=sums[1] / steps, lr=float(optimizer.learning_rate.numpy()),
                       seconds=seconds,

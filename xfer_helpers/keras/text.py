@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..env import import_tensorflow
+from ..env import import_tensorflow, progress_enabled
 from ..text import inference_batches, length_grouped_batches, warmup_linear
 
 tf = import_tensorflow()  # quiet TensorFlow's start-up logs before Keras loads it
@@ -23,7 +23,6 @@ tf = import_tensorflow()  # quiet TensorFlow's start-up logs before Keras loads 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
-from .training import progress_enabled  # noqa: E402
 
 POOLINGS = ("cls", "mean")
 

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from ..env import import_tensorflow
+from ..env import import_tensorflow, progress_enabled
 from ..history import History
 
 tf = import_tensorflow()  # first, so TensorFlow's start-up logs stay quiet
@@ -44,12 +44,6 @@ def plain_metric_name(key: str) -> str:
     prefix = "val_" if key.startswith("val_") else ""
     base = key[len(prefix):]
     return prefix + PLAIN_METRIC_NAMES.get(base, base)
-
-
-def progress_enabled(progress: bool = True) -> bool:
-    """True unless ``progress`` is False or the environment sets ``XFER_PROGRESS=0``."""
-    switched_off = os.environ.get("XFER_PROGRESS", "1").strip().lower() in {"0", "false", "no", "off"}
-    return bool(progress) and not switched_off
 
 
 def learning_rate_of(optimizer) -> float:

@@ -11,7 +11,6 @@ Example:
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -19,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..adaptation import METHODS, check_method, check_training_args, dann_lambda  # noqa: F401
+from ..adaptation import (METHODS, annealed_lr, batch_plan, check_method,  # noqa: F401
+                          check_training_args, dann_lambda)
 from ..history import History
 
 __all__ = ["GradientReversalFunction", "grad_reverse", "GradientReversal", "coral_loss", "mmd2",
@@ -246,7 +246,7 @@ def train_adaptation(model: DomainAdaptationNet, x_source, y_source, x_target=No
         True
     """
     from tqdm.auto import tqdm
-    from .training import _show_progress
+    from .training import show_progress
     check_training_args(method, epochs, batch_size, x_source, y_source, x_target, optimizer)
     device = next(model.parameters()).device
     to_tensor = lambda a: torch.as_tensor(np.asarray(a), device=device)   # noqa: E731
@@ -254,21 +254,17 @@ def train_adaptation(model: DomainAdaptationNet, x_source, y_source, x_target=No
     x_target = to_tensor(x_target) if x_target is not None else x_source
     optimizer = (torch.optim.Adam(model.parameters(), lr=lr) if optimizer == "adam"
                  else torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9))
-    rng = np.random.default_rng(seed)
-    steps = math.ceil(len(x_source) / batch_size)
     history = History(framework="PyTorch")
-    for epoch in tqdm(range(epochs), desc=method, disable=not _show_progress(progress, 0)):
+    plan = batch_plan(len(x_source), len(x_target), batch_size, epochs, seed)
+    for epoch, batches in enumerate(tqdm(plan, total=epochs, desc=method,
+                                       disable=not show_progress(progress, 0))):
         start, sums = time.perf_counter(), np.zeros(2)
-        order_source, order_target = rng.permutation(len(x_source)), rng.permutation(len(x_target))
-        for step in range(steps):
-            s = order_source[step * batch_size:(step + 1) * batch_size]
-            t = order_target[np.arange(step * batch_size, (step + 1) * batch_size) % len(x_target)]
-            progress_done = (epoch * steps + step) / (epochs * steps)
+        for s, t, progress_done in batches:
             for group in optimizer.param_groups:
-                group["lr"] = lr / (1 + 10 * progress_done) ** 0.75 if anneal else lr
+                group["lr"] = annealed_lr(lr, progress_done, anneal)
             sums += adaptation_step(model, optimizer, x_source[s], y_source[s], x_target[t], method,
                                     weight, progress_done)
-        seconds = time.perf_counter() - start
+        seconds, steps = time.perf_counter() - start, len(batches)
         record = dict(epoch=epoch + 1, loss=sums.sum() / steps, class_loss=sums[0] / steps,
                       adapt_loss=sums[1] / steps, lr=optimizer.param_groups[0]["lr"], seconds=seconds,
                       samples_per_second=len(x_source) / seconds)

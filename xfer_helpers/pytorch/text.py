@@ -16,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..text import inference_batches, length_grouped_batches, warmup_linear
-from .training import _eval_mode, _forward, _model_device, _show_progress, _to_device
+from .training import eval_mode, forward_logits, model_device, show_progress, to_device
 
 POOLINGS = ("cls", "mean")
 
@@ -172,7 +172,7 @@ def encoder_features(encoder: nn.Module, encodings: dict, batch_size: int = 64, 
     out = {key: np.zeros((len(tensors["input_ids"]), encoder.config.hidden_size), np.float32)
            for key in ("cls", "mean", "mean_unmasked")}
     for index, width in tqdm(inference_batches(encodings["attention_mask"], batch_size, by_length),
-                             desc="encoder features", disable=not _show_progress(progress, 0), leave=False):
+                             desc="encoder features", disable=not show_progress(progress, 0), leave=False):
         inputs = {k: v[index, :width] for k, v in tensors.items()}
         hidden = encoder(**inputs).last_hidden_state
         out["cls"][index] = hidden[:, 0].numpy()
@@ -194,12 +194,12 @@ def predict_texts(model: nn.Module, encodings: dict, batch_size: int = 128, prob
         >>> predict_texts(model, test_batch, probabilities=True).shape   # doctest: +SKIP
         (1000, 3)
     """
-    device = _model_device(model, device)
+    device = model_device(model, device)
     tensors = {k: torch.as_tensor(encodings[k]) for k in ("input_ids", "attention_mask")}
     out = None
-    with _eval_mode(model):
+    with eval_mode(model):
         for index, width in inference_batches(encodings["attention_mask"], batch_size):
-            logits = _forward(model, _to_device({k: v[index, :width] for k, v in tensors.items()}, device)).float()
+            logits = forward_logits(model, to_device({k: v[index, :width] for k, v in tensors.items()}, device)).float()
             if out is None:
                 out = torch.zeros(len(tensors["input_ids"]), logits.shape[1])
             out[torch.as_tensor(index)] = logits.cpu()

@@ -46,16 +46,16 @@ def _metric_fns(metrics) -> dict:
     return {m.__name__ if callable(m) else m: m if callable(m) else METRICS[m] for m in metrics}
 
 
-def _to_device(x, device):
+def to_device(x, device):
     """Move a tensor, or a tuple/list/dict of tensors, to ``device``."""
     if isinstance(x, dict):
-        return {k: _to_device(v, device) for k, v in x.items()}
+        return {k: to_device(v, device) for k, v in x.items()}
     if isinstance(x, (tuple, list)):
-        return type(x)(_to_device(v, device) for v in x)
+        return type(x)(to_device(v, device) for v in x)
     return x.to(device, non_blocking=True) if isinstance(x, torch.Tensor) else x
 
 
-def _forward(model, inputs):
+def forward_logits(model, inputs):
     """Call the model on a tensor, a tuple or a dict of inputs; return the logits."""
     out = (model(**inputs) if isinstance(inputs, dict) else
            model(*inputs) if isinstance(inputs, (tuple, list)) else model(inputs))
@@ -63,7 +63,7 @@ def _forward(model, inputs):
 
 
 @contextlib.contextmanager
-def _eval_mode(model):
+def eval_mode(model):
     """Eval mode and no gradients inside the block; every submodule's mode comes back after."""
     modes = {m: m.training for m in model.modules()}
     model.eval()
@@ -83,13 +83,13 @@ def _run_epoch(net, loader, loss_fn, metric_fns, device, *, optimizer=None, scal
     autocast = (torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None
                 else contextlib.nullcontext())
     for i, (inputs, targets) in enumerate(loader):
-        inputs, targets = _to_device(inputs, device), _to_device(targets, device)
+        inputs, targets = to_device(inputs, device), to_device(targets, device)
         update = optimizer is not None and ((i + 1) % accum == 0 or i + 1 == n_batches)
         # Under DDP, skip the gradient all-reduce on accumulation steps without an update.
         skip_sync = optimizer is not None and not update and hasattr(net, "no_sync")
         with net.no_sync() if skip_sync else contextlib.nullcontext():
             with autocast:
-                outputs = _forward(net, inputs)
+                outputs = forward_logits(net, inputs)
                 loss = loss_fn(outputs, targets)
             if optimizer is not None:
                 scaler.scale(loss / accum if accum > 1 else loss).backward()
@@ -119,7 +119,7 @@ def _run_epoch(net, loader, loss_fn, metric_fns, device, *, optimizer=None, scal
             "samples": n}
 
 
-def _model_device(model, device=None):
+def model_device(model, device=None):
     """Move the model to ``device`` if one is given; return the device the model is on."""
     if device is not None:
         model.to(device)
@@ -136,8 +136,8 @@ def evaluate(model, loader, loss_fn=None, metrics=("accuracy",), device=None) ->
         >>> evaluate(model, test_loader)  # doctest: +SKIP
         {'loss': 0.41, 'accuracy': 0.86}
     """
-    device = _model_device(model, device)
-    with _eval_mode(model):
+    device = model_device(model, device)
+    with eval_mode(model):
         result = _run_epoch(model, loader, loss_fn or torch.nn.CrossEntropyLoss(),
                             _metric_fns(metrics), device)
     result.pop("samples")
@@ -153,13 +153,13 @@ def predict(model, data, device=None, batch_size=256, probabilities=False) -> np
         >>> predict(model, x_test[:8], probabilities=True).shape  # doctest: +SKIP
         (8, 10)
     """
-    device = _model_device(model, device)
+    device = model_device(model, device)
     if not isinstance(data, torch.utils.data.DataLoader):
         data = torch.as_tensor(data)
         data = data.to(torch.get_default_dtype()) if data.is_floating_point() else data
         data = torch.split(data, batch_size)
-    with _eval_mode(model):
-        out = torch.cat([_forward(model, _to_device(b[0] if isinstance(b, (tuple, list)) else b,
+    with eval_mode(model):
+        out = torch.cat([forward_logits(model, to_device(b[0] if isinstance(b, (tuple, list)) else b,
                                                     device)).float() for b in data])
     return (out.softmax(-1) if probabilities else out).cpu().numpy()
 
@@ -250,11 +250,10 @@ def _device_and_amp(device, amp):
     return device, {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
 
 
-def _show_progress(progress, rank) -> bool:
+def show_progress(progress, rank) -> bool:
     """Bars only on rank 0, and never with XFER_PROGRESS=0 or under pytest without a terminal."""
-    off = os.environ.get("XFER_PROGRESS", "1").strip().lower() in ("0", "false", "no", "off")
     in_pytest_log = "PYTEST_CURRENT_TEST" in os.environ and not sys.stdout.isatty()
-    return bool(progress) and rank == 0 and not off and not in_pytest_log
+    return env.progress_enabled(progress) and rank == 0 and not in_pytest_log
 
 
 def fit(model, train_loader, val_loader=None, *, epochs, optimizer=None, lr=None, loss_fn=None,
@@ -316,7 +315,7 @@ def fit(model, train_loader, val_loader=None, *, epochs, optimizer=None, lr=None
     net = torch.compile(net) if compile else net
     if saved is not None and "rng" in saved:  # restored last: nothing above may draw random numbers
         _set_rng_state(saved["rng"], train_loader)
-    show = _show_progress(progress, rank)
+    show = show_progress(progress, rank)
     modes = {m: m.training for m in model.modules()}
     for m, training in modes.items():  # submodules you put in eval mode (e.g. frozen BatchNorm) stay there
         m.train(training or not modes[model])
@@ -337,7 +336,7 @@ def fit(model, train_loader, val_loader=None, *, epochs, optimizer=None, lr=None
         record["samples_per_second"] = train.pop("samples") / (time.perf_counter() - t0)
         record.update(train)
         if val_loader is not None:
-            with _eval_mode(model):
+            with eval_mode(model):
                 val = _run_epoch(model, val_loader, loss_fn, metric_fns, device,
                                  amp_dtype=amp_dtype, reduce=distributed)
             record.update({f"val_{k}": v for k, v in val.items() if k != "samples"})
