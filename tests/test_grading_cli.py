@@ -137,6 +137,14 @@ def test_notebook_problems_are_explained(tmp_path):
                                                           ASSIGNMENT, expected)
 
 
+def test_names_the_locked_cells_import_from_the_package_are_protected():
+    from xfer_helpers.grading.review import _protected_names
+
+    names = _protected_names(gu.solution_path(ASSIGNMENT))
+    assert {"expect_equal", "expect_close", "expect_true", "make_keras_classifier"} <= names
+    assert "np" not in names  # rebinding an ordinary import is not flagged
+
+
 def test_review_flags_point_at_tampering_code():
     protected = {"expect_equal", "make_torch_backbone"}
     assert grading.review_flags("def f(x):\n    return x + 1", protected) == []

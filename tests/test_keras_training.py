@@ -10,7 +10,8 @@ from xfer_helpers.history import REQUIRED_KEYS
 tf = import_tensorflow()
 import keras  # noqa: E402
 
-from xfer_helpers.keras.training import distribution_scope, fit, set_mixed_precision  # noqa: E402
+from xfer_helpers.keras.training import (distribution_scope, evaluate, fit, predict,  # noqa: E402
+                                         set_mixed_precision)
 
 N_TRAIN, N_VAL = 96, 32
 
@@ -198,3 +199,27 @@ def test_fit_traces_the_training_step_once_and_trains_as_before(as_dataset, monk
     assert len(after_calls) == 1
     for a, b in zip(before.get_weights(), after.get_weights()):
         np.testing.assert_array_equal(a, b)                 # the same batches, the same numbers
+
+
+def test_evaluate_and_predict_mirror_the_pytorch_helpers():
+    (x, y), (xv, yv) = toy_data()
+    model = toy_model()
+    fit(model, x, y, epochs=1, batch_size=32, progress=False)
+    logits = predict(model, xv, batch_size=8)
+    assert logits.shape == (N_VAL, 2) and logits.dtype == np.float32
+    probabilities = predict(model, xv, probabilities=True)
+    assert np.allclose(probabilities, keras.ops.convert_to_numpy(keras.ops.softmax(logits)), atol=1e-6)
+    dataset = tf.data.Dataset.from_tensor_slices((xv, yv)).batch(8)
+    assert np.allclose(predict(model, dataset.map(lambda a, b: a)), logits, atol=1e-5)
+    result = evaluate(model, xv, yv)
+    assert set(result) == {"loss", "accuracy"}  # plain names, as PyTorch's evaluate returns
+    cross_entropy = float(np.mean(keras.losses.sparse_categorical_crossentropy(yv, logits, from_logits=True)))
+    assert result["loss"] == pytest.approx(cross_entropy, abs=1e-4)
+    assert result["accuracy"] == pytest.approx(float(np.mean(logits.argmax(1) == yv)))
+    assert evaluate(model, dataset) == pytest.approx(result, abs=1e-5)
+
+
+def test_evaluate_needs_a_compiled_model():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="compile"):
+        evaluate(model, np.zeros((4, 2), np.float32), np.zeros(4, np.int64))

@@ -237,3 +237,26 @@ def test_keras_prototypical_loss_matches_torch(kmeta):
                                      torch.as_tensor(query), torch.as_tensor(qy), 3)
     kl, ka = kmeta.prototypical_loss(support, sy, query, qy, 3)
     assert float(kl) == pytest.approx(tl.item(), rel=1e-5) and float(ka) == pytest.approx(ta.item())
+
+
+@pytest.mark.slow
+def test_both_frameworks_offer_the_same_training_step_factories(kmeta):
+    shared = {"sinusoid_mlp", "conv4_embedding", "images_to_tensor", "prototypes",
+              "squared_euclidean", "prototypical_loss", "make_protonet_step", "embed",
+              "make_pretrain_classifier_step", "forward", "inner_step", "adapt", "maml_loss",
+              "make_maml_step", "make_reptile_step", "make_pretrain_step", "adaptation_curve",
+              "adapted_predictions"}
+    assert shared <= set(tmeta.__all__) and shared <= set(kmeta.__all__)
+    # The PyTorch factories only bind arguments: the same update as calling the step directly.
+    tasks = sample_sinusoid_tasks(3, 5, 5, seed=3)
+    a, b = _torch_model(seed=5), _torch_model(seed=5)
+    for make, direct in [(lambda m, o: tmeta.make_maml_step(m, o, 0.05, first_order=True)(tasks),
+                          lambda m, o: tmeta.maml_step(m, o, tasks, 0.05, first_order=True)),
+                         (lambda m, o: tmeta.make_reptile_step(m, 0.02, 3)(tasks, outer_lr=0.5),
+                          lambda m, o: tmeta.reptile_step(m, tasks, 0.02, 3, 0.5)),
+                         (lambda m, o: tmeta.make_pretrain_step(m, o)(tasks),
+                          lambda m, o: tmeta.pretrain_step(m, o, tasks))]:
+        assert make(a, torch.optim.SGD(a.parameters(), 0.1)) == \
+            pytest.approx(direct(b, torch.optim.SGD(b.parameters(), 0.1)))
+        for p, q in zip(a.parameters(), b.parameters()):
+            assert torch.equal(p, q)

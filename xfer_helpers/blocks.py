@@ -1,4 +1,4 @@
-"""Which items "the last N blocks" and "all but the last N blocks" select (framework-neutral).
+"""Which blocks to train, framework-neutral: "the last N blocks", and gradual unfreezing's stages.
 
 PyTorch and Keras name their blocks differently, but once each parameter (or
 layer) is tagged with the block it belongs to, the rule is the same.
@@ -37,3 +37,24 @@ def select_by_blocks(block_of: list, blocks: list, last_blocks: int | None = Non
             cut = max(i for i, b in enumerate(block_of) if b is not None) + 1
         chosen += list(range(cut))
     return chosen
+
+
+def unfreezing_stages(epochs: int, middle_blocks: int = 2) -> list[tuple[int, int | None]]:
+    """Gradual unfreezing: ``(epochs, blocks unfrozen)`` for each stage, the epochs shared out.
+
+    First the head alone (0 blocks) for a third of the epochs (at least one), then also the
+    last ``middle_blocks`` blocks for half of the rest, then everything (``None``) for what
+    is left. With few epochs there are fewer stages: a stage without epochs is dropped.
+
+    Example:
+        >>> unfreezing_stages(3), unfreezing_stages(9)
+        ([(1, 0), (1, 2), (1, None)], [(3, 0), (3, 2), (3, None)])
+        >>> unfreezing_stages(2), unfreezing_stages(1)
+        ([(1, 0), (1, None)], [(1, 0)])
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    first = max(1, epochs // 3)
+    second = (epochs - first) // 2
+    plan = [(first, 0), (second, middle_blocks), (epochs - first - second, None)]
+    return [(n, blocks) for n, blocks in plan if n > 0]

@@ -697,6 +697,19 @@ def load_characters(split: str = "meta_train", image_size: int = 28, samples_per
 
 
 # ------------------------------------------------------- image preparation
+def to_nchw(x: np.ndarray) -> np.ndarray:
+    """N x H x W x C (Keras' layout) -> N x C x H x W (PyTorch's), contiguous in memory.
+
+    Example:
+        >>> to_nchw(np.zeros((2, 32, 32, 3), np.float32)).shape
+        (2, 3, 32, 32)
+    """
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"to_nchw expects N x H x W x C images, got shape {x.shape}")
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
 def prepare_images(x: np.ndarray, size: int | None, mean, std) -> np.ndarray:
     """uint8 images -> float32 N x size x size x 3 (NHWC), scaled to 0..1 and normalised.
 

@@ -70,7 +70,8 @@ def review_flags(answer_source: str, protected: set[str] = frozenset()) -> list[
 
 
 def _protected_names(solution: Path) -> set[str]:
-    """Names bound in the locked code cells (helpers, builders): answers should not rebind them."""
+    """Names the locked code cells bind (helpers, builders, the checks they import from the course's
+    package): answers should not rebind them."""
     nb = json.loads(solution.read_text(encoding="utf-8"))
     names = set()
     for cell in nb["cells"]:
@@ -82,4 +83,6 @@ def _protected_names(solution: Path) -> set[str]:
                 names.add(node.name)
             elif isinstance(node, ast.Assign):
                 names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("xfer_helpers"):
+                names |= {alias.asname or alias.name for alias in node.names}  # e.g. expect_true
     return names

@@ -1,4 +1,4 @@
-"""Keras training helpers: ``fit`` returning the course History, mixed precision, multi-GPU scope.
+"""Keras training helpers: ``fit``, ``evaluate`` and ``predict`` as on the PyTorch side, mixed precision, multi-GPU scope.
 
 ``fit`` wraps ``model.fit`` and returns the same :class:`xfer_helpers.history.History`
 as the PyTorch side: one record per epoch with ``epoch`` (1-based), ``loss``,
@@ -279,6 +279,44 @@ def fit(model, x_or_dataset, y=None, *, validation_data=None, epochs: int, batch
     model.fit(x_or_dataset, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
               callbacks=extra, verbose=0, **kwargs)
     return history
+
+
+def evaluate(model, x_or_dataset, y=None, *, batch_size: int = 256) -> dict:
+    """Mean loss and metrics of a compiled model, by their plain names, as on the PyTorch side.
+
+    ``x_or_dataset`` is an array (with labels ``y``) or a batched ``tf.data.Dataset`` of
+    ``(x, y)`` pairs; Keras runs in inference mode (dropout off, BatchNorm's moving averages).
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+        >>> model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        ...               metrics=["accuracy"])
+        >>> sorted(evaluate(model, np.zeros((4, 2), np.float32), np.zeros(4, np.int64)))
+        ['accuracy', 'loss']
+    """
+    if getattr(model, "compiled_loss", None) is None and not getattr(model, "loss", None):
+        raise ValueError("evaluate needs a compiled model: call model.compile(loss=..., "
+                         "metrics=[...]) first")
+    if y is not None and _is_dataset(x_or_dataset):
+        raise ValueError("pass labels inside the dataset, not as y")
+    result = model.evaluate(x_or_dataset, y, batch_size=None if _is_dataset(x_or_dataset)
+                            else batch_size, verbose=0, return_dict=True)
+    return {plain_metric_name(k): float(v) for k, v in result.items()}
+
+
+def predict(model, data, *, batch_size: int = 256, probabilities: bool = False) -> np.ndarray:
+    """Model outputs (logits, or softmax probabilities) for an array or a dataset, as NumPy.
+
+    The PyTorch ``predict``'s twin: inference mode, in batches of ``batch_size``.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+        >>> predict(model, np.ones((5, 2), np.float32), probabilities=True).sum(axis=1).round(6)
+        array([1., 1., 1., 1., 1.], dtype=float32)
+    """
+    out = model.predict(data, batch_size=None if _is_dataset(data) else batch_size, verbose=0)
+    out = np.asarray(out, np.float32)
+    return keras.ops.convert_to_numpy(keras.ops.softmax(out, axis=-1)) if probabilities else out
 
 
 def set_mixed_precision(enabled: bool = True, dtype: str = "float16") -> str:

@@ -33,7 +33,7 @@ def prepare_images(x: np.ndarray, size: int | None, mean, std) -> torch.Tensor:
         torch.Size([2, 3, 32, 32])
     """
     nhwc = datasets.prepare_images(x, size, mean, std)
-    return torch.from_numpy(np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2)))
+    return torch.from_numpy(datasets.to_nchw(nhwc))
 
 
 class ArrayDataset(Dataset):

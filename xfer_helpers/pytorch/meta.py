@@ -28,7 +28,9 @@ __all__ = ["sinusoid_mlp", "conv4_embedding", "images_to_tensor", "prototypes",
            "squared_euclidean", "prototypical_loss", "protonet_step", "embed",
            "pretrain_classifier_step", "forward", "per_task", "task_mse", "inner_step", "adapt",
            "maml_loss", "task_tensors", "maml_step", "reptile_step", "pretrain_step",
-           "adaptation_curve", "adapted_predictions", "saved_tensor_bytes", "MAML"]
+           "adaptation_curve", "adapted_predictions", "saved_tensor_bytes", "MAML",
+           "make_protonet_step", "make_pretrain_classifier_step", "make_maml_step",
+           "make_reptile_step", "make_pretrain_step"]
 
 
 # ------------------------------------------------------------------ models
@@ -342,6 +344,55 @@ def pretrain_step(model: nn.Module, optimizer, tasks) -> float:
     loss.backward()
     optimizer.step()
     return loss.item()
+
+
+# ------------------------------------------- the training steps under their Keras names
+# Keras compiles each training step once (tf.function), so xfer_helpers.keras.meta offers
+# factories make_*_step(model, ...) -> step. The same factories here only bind the
+# arguments (PyTorch needs no compiling), so a chapter drives both frameworks alike.
+
+def make_protonet_step(embedding: nn.Module, optimizer, n_way: int | None = None):
+    """``step(episode) -> (loss, accuracy)``: :func:`protonet_step` with its model and optimizer.
+
+    ``n_way`` is there for the Keras signature (which needs it to compile); PyTorch reads
+    the number of classes from each episode.
+
+    Example:
+        >>> step = make_protonet_step(conv4_embedding(8), None, n_way=5)
+        >>> callable(step)
+        True
+    """
+    return lambda episode: protonet_step(embedding, optimizer, episode)
+
+
+def make_pretrain_classifier_step(embedding: nn.Module, head: nn.Module, optimizer):
+    """``step(images, labels) -> loss``: :func:`pretrain_classifier_step` with its arguments bound."""
+    return lambda images, labels: pretrain_classifier_step(embedding, head, optimizer, images,
+                                                           labels)
+
+
+def make_maml_step(model: nn.Module, optimizer, inner_lr: float = 0.01, steps: int = 1,
+                   first_order: bool = False):
+    """``step(tasks) -> meta-loss``: :func:`maml_step` with its arguments bound.
+
+    Example:
+        >>> from xfer_helpers.datasets import sample_sinusoid_tasks
+        >>> model = sinusoid_mlp()
+        >>> step = make_maml_step(model, torch.optim.Adam(model.parameters(), 1e-3))
+        >>> step(sample_sinusoid_tasks(4, 5, 5)) > 0
+        True
+    """
+    return lambda tasks: maml_step(model, optimizer, tasks, inner_lr, steps, first_order)
+
+
+def make_reptile_step(model: nn.Module, inner_lr: float = 0.02, inner_steps: int = 5):
+    """``step(tasks, outer_lr) -> mean task MSE``: :func:`reptile_step` with its arguments bound."""
+    return lambda tasks, outer_lr: reptile_step(model, tasks, inner_lr, inner_steps, outer_lr)
+
+
+def make_pretrain_step(model: nn.Module, optimizer):
+    """``step(tasks) -> MSE``: :func:`pretrain_step` with its arguments bound."""
+    return lambda tasks: pretrain_step(model, optimizer, tasks)
 
 
 def adaptation_curve(model: nn.Module, tasks, lr: float = 0.01, steps: int = 10) -> np.ndarray:
