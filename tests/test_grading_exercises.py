@@ -10,6 +10,9 @@ loop, and a subset is graded twice more to check that scores are reproducible (t
 cost a cell time-limit and two extra runs, so they are not repeated per exercise).
 Scores are read from nbgrader's gradebook.
 
+XFER_SCORES_DUMP=<folder> writes every student's status and per-cell scores there (one JSON per
+exercise), to show that a change leaves the grades of the same submissions as they were.
+
 The runs use IgnorePattern disabled (so a clean solution must not rely on the
 stderr safety net) and a 40 s cell limit (the infinite loop costs one limit).
 """
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 import csv
 import html
+import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -203,6 +208,12 @@ def graded(request, tmp_path_factory):
         print(f"\n{assignment}: {len(report.results)} submissions graded in "
               f"{report.seconds:.0f} s: {report.seconds_per_submission:.1f} s per submission "
               f"with 2 parallel graders")
+        dump = os.environ.get("XFER_SCORES_DUMP")
+        if dump:  # every student's status and per-cell scores, to compare two versions of the course
+            Path(dump).mkdir(parents=True, exist_ok=True)
+            (Path(dump) / f"{assignment}.json").write_text(json.dumps(
+                {r.student_id: [r.status, r.cell_scores] for r in report.results}, indent=1,
+                sort_keys=True))
         _GRADED[assignment] = Graded(assignment, report, folder)
     return _GRADED[assignment]
 
