@@ -1,4 +1,5 @@
-"""Keras training helpers: ``fit``, ``evaluate`` and ``predict`` as on the PyTorch side, mixed precision, multi-GPU scope.
+"""Keras training helpers: ``fit``, ``evaluate`` and ``predict`` as on the PyTorch side, mixed
+precision, multi-GPU scope.
 
 ``fit`` wraps ``model.fit`` and returns the same :class:`xfer_helpers.history.History`
 as the PyTorch side: one record per epoch with ``epoch`` (1-based), ``loss``,
