@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 import warnings
@@ -34,13 +35,18 @@ class Cell:
     raw: dict
     notebook: list
 
-    @property
+    @functools.cached_property
     def nbg(self) -> dict:
         return _nbgrader(self.raw)
 
-    @property
+    @functools.cached_property
     def source(self) -> str:
         return _source(self.raw)
+
+    @functools.cached_property
+    def tree(self) -> ast.Module | None:
+        """The cell's syntax tree, parsed once for every rule; None if it does not parse."""
+        return _parse(self.source)
 
     @property
     def where(self) -> str:
@@ -175,17 +181,18 @@ def test_cells_locked(cell: Cell) -> list[str]:
 
 @cell_rule("graded", stops=True)
 def test_cell_parses(cell: Cell) -> list[str]:
-    try:
-        ast.parse(cell.source)
-    except SyntaxError as exc:
-        return [f"{cell.where}: does not parse: {exc}"]
+    if cell.tree is None:
+        try:
+            ast.parse(cell.source)
+        except SyntaxError as exc:   # parsed again only to say why
+            return [f"{cell.where}: does not parse: {exc}"]
     return []
 
 
 @cell_rule("graded")
 def ends_in_assertion(cell: Cell) -> list[str]:
     """A final expression would become the cell's score in nbgrader, not a pass or fail."""
-    body = ast.parse(cell.source).body
+    body = cell.tree.body
     last = body[-1] if body else None
     if isinstance(last, ast.Assert) or (
             isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
@@ -198,7 +205,7 @@ def ends_in_assertion(cell: Cell) -> list[str]:
 @cell_rule("graded")
 def asserts_have_messages(cell: Cell) -> list[str]:
     return [f"{cell.where}, line {node.lineno}: assert without a message (say what was "
-            "expected, in domain terms)" for node in ast.walk(ast.parse(cell.source))
+            "expected, in domain terms)" for node in ast.walk(cell.tree)
             if isinstance(node, ast.Assert) and node.msg is None]
 
 
