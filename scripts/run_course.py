@@ -19,8 +19,10 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,6 +31,7 @@ import psutil
 from tqdm.auto import tqdm
 
 import nbformat
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
@@ -37,6 +40,21 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import course_site  # noqa: E402  (scripts/course_site.py, beside this file)
+
+
+class LocalKernelManager(AsyncKernelManager):
+    """A kernel that talks over Unix sockets in a private folder instead of TCP (on TCP,
+    ipykernel prints a warning about unencrypted traffic for every notebook)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.transport = "ipc"
+        self.ip = str(Path(tempfile.mkdtemp(prefix="xfer-kernel-")) / "kernel")
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart:
+            shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
 
 
 class PeakMemory:
@@ -70,6 +88,7 @@ def run_notebook(path: Path, build: Path = BUILD, timeout: int = 1800) -> dict:
     """Execute one notebook in its folder; write <build>/<name>.ipynb and .html; return a summary row."""
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            kernel_manager_class=LocalKernelManager,
                             resources={"metadata": {"path": str(path.parent)}})
     bar = tqdm(total=sum(c.cell_type == "code" for c in nb.cells), desc=path.stem, unit="cell",
                disable=os.environ.get("XFER_PROGRESS") == "0")

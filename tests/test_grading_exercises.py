@@ -379,7 +379,18 @@ def test_infinite_loop_hits_the_time_limit_and_other_cells_are_graded(graded):
     assert graded.scores("infinite-loop") == expected
 
 
+def test_kernels_started_ahead_are_used(graded):
+    """Each grader starts the next student's kernel while a notebook runs (sealed.HeadStart):
+    every student but the first of each of the two graders runs in a kernel started ahead."""
+    results = [r for r in graded.report.results if r.status != "rejected"]
+    assert sum(r.head_start for r in results) == len(results) - 2, \
+        [r.student_id for r in results if not r.head_start]
+
+
 def test_grading_three_times_gives_identical_scores(graded, tmp_path):
+    """Three gradings, the same scores: the class run (two graders, kernels started ahead),
+    one grader with the second student's kernel started ahead, and one grader with every
+    kernel started only when its notebook's turn comes (as plain nbgrader does)."""
     if graded.assignment != TIMING_EXERCISE:
         pytest.skip(f"the re-grading check runs for {TIMING_EXERCISE} only")
     subset = tmp_path / "subset"
@@ -387,10 +398,12 @@ def test_grading_three_times_gives_identical_scores(graded, tmp_path):
     for student in DETERMINISM_STUDENTS:
         shutil.copy(graded.submissions / f"{student}.ipynb", subset)
     runs = [{s: graded.scores(s) for s in DETERMINISM_STUDENTS}]
-    for run in range(2):
-        again = grading.grade_submissions(TIMING_EXERCISE, subset, tmp_path / f"run{run}",
-                                          jobs=2, timeout=CELL_TIMEOUT, overrides=OVERRIDES,
-                                          feedback=False, progress=False)
+    for run, head_start in enumerate((True, False)):
+        again = grading.grade_submissions(
+            TIMING_EXERCISE, subset, tmp_path / f"run{run}", jobs=1, timeout=CELL_TIMEOUT,
+            overrides={**OVERRIDES, "SealedExecute": {"head_start": head_start}},
+            feedback=False, progress=False)
+        assert [r.head_start for r in again.results] == [False, head_start]
         runs.append({s: Graded(TIMING_EXERCISE, again, subset).scores(s)
                      for s in DETERMINISM_STUDENTS})
     assert runs[0] == runs[1] == runs[2]

@@ -110,6 +110,52 @@ except (ValueError, OSError):
     assert "cannot raise the limit" in done.stdout, done.stdout
 
 
+def test_sandbox_uid_is_never_one_a_running_process_has():
+    if os.getuid() != 0:
+        pytest.skip("sandbox users exist only when grading as root")
+    first = sandbox.SandboxFolders()
+    try:  # a process of the first sandbox's user, as the next student's kernel started ahead
+        sleeper = subprocess.Popen(["setpriv", "--reuid", str(first.uid), "--regid", str(first.uid),
+                                    "--clear-groups", "sleep", "30"])
+        try:
+            time.sleep(0.2)
+            assert all(sandbox.sandbox_uid(first.root) != first.uid for _ in range(20))
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+    finally:
+        first.remove()
+
+
+def test_kernel_started_ahead_gets_the_students_files_or_is_stopped(tmp_path):
+    """sealed.HeadStart: a kernel started for the next student, with an empty scratch folder,
+    gets that student's files when it is taken; one started for another kernel is stopped
+    and its sandbox removed; so is one nobody takes."""
+    from jupyter_core.utils import run_sync
+
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "data.csv").write_text("1,2\n")
+    (student / "00_concepts.ipynb").write_text("{}")
+    head = sealed.HeadStart()
+    for asked, taken in (("python3", True), ("another-kernel", False), (None, False)):
+        manager = sandbox.SandboxedKernelManager(kernel_name="python3")
+        run_sync(manager.start_kernel)()
+        folders = manager.folders
+        assert [p.name for p in folders.scratch.iterdir() if not p.name.startswith(".")] == []
+        head.manager = manager
+        if asked is None:
+            head.discard()
+        elif taken:
+            assert head.take(asked, str(student)) is manager and head.handed_over
+            assert [p.name for p in folders.scratch.iterdir() if not p.name.startswith(".")] \
+                == ["data.csv"]
+            run_sync(manager.shutdown_kernel)(now=True)
+        else:
+            assert head.take(asked, str(student)) is None and not head.handed_over
+        assert head.manager is None and not folders.root.exists()
+
+
 def _processes_with(marker: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():

@@ -39,6 +39,7 @@ MAX_PROCESSES = 512
 MAX_OPEN_FILES = 1024
 MAX_FILE_BYTES = 256 << 20
 SCRATCH_TMPFS_BYTES = 1 << 30
+WARM_LAUNCHER = "xfer_helpers.warm_kernel"  # runs instead of ipykernel_launcher
 # Environment variables the kernel keeps (everything else is cleared).
 KEPT_ENV_PREFIXES = ("XFER_", "NBGRADER_", "OMP_", "MKL_", "OPENBLAS_", "TF_", "KERAS_",
                      "ONEDNN_", "ATEN_", "TORCH_")
@@ -193,21 +194,16 @@ def apply_limits() -> None:
 
 
 def _count_own_processes() -> int:
-    uid, count = os.getuid(), 0
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                count += entry.stat().st_uid == uid
-            except OSError:
-                pass
-    return count
+    return _process_owners().count(os.getuid())
 
 
 def sandbox_uid(folder: str | os.PathLike) -> int | None:
     """The unprivileged uid for the sandbox in ``folder`` (None unless running as root).
 
     Each sandbox gets its own uid (from :data:`FIRST_UID`), so that parallel graders'
-    process limits and files stay apart.
+    process limits and files stay apart: never one that a running process has (another
+    sandbox's kernel, such as the next student's kernel started ahead), whose clean-up
+    would kill this sandbox's processes too.
 
     Example:
         >>> sandbox_uid("/tmp/x") is None or sandbox_uid("/tmp/x") >= FIRST_UID
@@ -215,7 +211,22 @@ def sandbox_uid(folder: str | os.PathLike) -> int | None:
     """
     if os.getuid() != 0:
         return None
-    return FIRST_UID + (os.getpid() * 7 + abs(hash(str(folder)))) % 4000
+    busy = set(_process_owners())
+    start = (os.getpid() * 7 + abs(hash(str(folder)))) % 4000
+    return next(FIRST_UID + (start + k) % 4000 for k in range(4000)
+                if FIRST_UID + (start + k) % 4000 not in busy)
+
+
+def _process_owners() -> list[int]:
+    """The uid of every running process."""
+    uids = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                uids.append(entry.stat().st_uid)
+            except OSError:
+                pass
+    return uids
 
 
 def kill_user_processes(uid: int) -> int:
@@ -244,16 +255,22 @@ class SandboxFolders:
         self.scratch, self.ipc = self.root / "scratch", self.root / "ipc"
         self.scratch.mkdir()
         self.ipc.mkdir()
-        if source_dir:  # the student's own files (data they read), never notebooks
-            for item in Path(source_dir).iterdir():
-                if item.is_file() and not item.is_symlink() and item.suffix != ".ipynb" \
-                        and item.stat().st_size < 50 * 2**20:
-                    shutil.copyfile(item, self.scratch / item.name)
         self.uid = sandbox_uid(self.root)
         os.chmod(self.root, 0o711)
         if self.uid is not None:
-            for path in (self.scratch, self.ipc, *self.scratch.iterdir()):
+            for path in (self.scratch, self.ipc):
                 os.chown(path, self.uid, self.uid)
+        if source_dir:
+            self.add_files(source_dir)
+
+    def add_files(self, source_dir: str | os.PathLike) -> None:
+        """Copy the student's own files (data they read; never notebooks) into ``scratch/``."""
+        for item in Path(source_dir).iterdir():
+            if item.is_file() and not item.is_symlink() and item.suffix != ".ipynb" \
+                    and item.stat().st_size < 50 * 2**20:
+                shutil.copyfile(item, self.scratch / item.name)
+                if self.uid is not None:
+                    os.chown(self.scratch / item.name, self.uid, self.uid)
 
     def remove(self) -> None:
         """Kill what is left of the sandbox user's processes and delete the folders."""
@@ -295,6 +312,9 @@ def _build_kernel_manager():
 
         def format_kernel_cmd(self, extra_arguments=None):
             command = super().format_kernel_cmd(extra_arguments)
+            # The kernel imports what every exercise's setup cell imports before it answers
+            # (xfer_helpers.warm_kernel), so that a kernel started ahead is ready to go.
+            command = [WARM_LAUNCHER if part == "ipykernel_launcher" else part for part in command]
             return [sys.executable, "-m", "xfer_helpers.sandbox", "--scratch",
                     str(self.folders.scratch), "--ipc", str(self.folders.ipc),
                     *(["--uid", str(self.folders.uid)] if self.folders.uid is not None else []),

@@ -220,7 +220,59 @@ def judge_cell(cell, checks: str, expect_record: bool = True) -> str | None:
     return message if message or not kernel_error else "error in the kernel"
 
 
+class HeadStart:
+    """The next student's kernel, started while the current notebook runs.
+
+    A graded notebook spends most of its time in the setup cell's imports; the sandboxed
+    kernel does them before it answers (:mod:`xfer_helpers.warm_kernel`). The grader says
+    how many notebooks are still to come (:attr:`upcoming`); while one runs,
+    :class:`SealedExecute` starts a fresh sandboxed kernel, with an empty scratch folder,
+    for the next one, and hands it over when its turn comes (the student's files are
+    copied in first). It is a kernel of its own in a sandbox of its own, exactly as it
+    would have been started later; only the moment differs. :meth:`discard` stops a
+    kernel nobody took.
+    """
+
+    def __init__(self):
+        self.upcoming = 0
+        self.manager = None
+        self.handed_over = False   # did the last notebook run in a kernel started ahead?
+
+    def take(self, kernel_name: str, cwd: str | None):
+        """The kernel started ahead (its scratch filled from ``cwd``), or None."""
+        manager, self.manager = self.manager, None
+        self.handed_over = False
+        if manager is None:
+            return None
+        if manager.kernel_name != kernel_name or not manager.has_kernel:
+            _shut_down(manager)
+            return None
+        if cwd:
+            manager.folders.add_files(cwd)
+        self.handed_over = True
+        return manager
+
+    def discard(self) -> None:
+        """Stop a kernel started ahead that nobody took (end of a shard, or an error)."""
+        manager, self.manager = self.manager, None
+        if manager is not None:
+            _shut_down(manager)
+
+
+def _shut_down(manager) -> None:
+    from jupyter_core.utils import run_sync
+
+    try:
+        run_sync(manager.shutdown_kernel)(now=True)
+    except Exception:  # already dead: its folders must still go
+        run_sync(manager.cleanup_resources)()
+
+
+HEAD_START = HeadStart()
+
+
 def _build_sealed_execute():
+    from jupyter_core.utils import run_sync
     from nbgrader.preprocessors import Execute
     from nbgrader.utils import is_grade
     from traitlets import Bool, Integer
@@ -239,6 +291,8 @@ def _build_sealed_execute():
         sandbox = Bool(True, help="Run kernels in the bubblewrap sandbox (never switch this "
                                   "off for real grading)").tag(config=True)
         notebook_timeout = Integer(900, help="Seconds the whole notebook may run").tag(config=True)
+        head_start = Bool(True, help="While a notebook runs, start the next notebook's kernel "
+                                     "(HeadStart; sandboxed kernels only)").tag(config=True)
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
@@ -248,6 +302,31 @@ def _build_sealed_execute():
             # Every output is in by the time the kernel stops: kill it (its sandbox with it)
             # rather than wait about a second for its exit handlers.
             self.shutdown_kernel = "immediate"
+            # A kernel does its imports before it answers (xfer_helpers.warm_kernel): a busy,
+            # slow machine needs more than nbclient's 60 s for that.
+            self.startup_timeout = max(self.startup_timeout, 600)
+
+        def create_kernel_manager(self):
+            if not self.sandbox:
+                return super().create_kernel_manager()
+            name = self.kernel_name or self.nb.metadata.get("kernelspec", {}).get("name", "")
+            self.km = HEAD_START.take(name, (self.resources.get("metadata") or {}).get("path"))
+            return self.km or super().create_kernel_manager()
+
+        async def async_start_new_kernel_client(self):
+            if self.sandbox and self.head_start and HEAD_START.upcoming > 0 \
+                    and HEAD_START.manager is None:
+                manager = self.kernel_manager_class(kernel_name=self.km.kernel_name,
+                                                    config=self.config)
+                arguments = list(self.extra_arguments)  # as nbclient's async_start_new_kernel
+                if self.ipython_hist_file and not any(
+                        a.startswith("--HistoryManager.hist_file") for a in arguments):
+                    arguments.append(f"--HistoryManager.hist_file={self.ipython_hist_file}")
+                await manager.start_kernel(extra_arguments=arguments)
+                HEAD_START.manager = manager
+            return await super().async_start_new_kernel_client()
+
+        start_new_kernel_client = run_sync(async_start_new_kernel_client)  # what nbconvert calls
 
         def preprocess(self, nb, resources=None, km=None):
             plan = {}

@@ -24,6 +24,7 @@ from .config import (DEFAULT_NAME_REGEXP, REPO_ROOT, _nbgrader, _nbgrader_enviro
                      _solution_notebook, _start_course)
 from .feedback import _feedback_html
 from .review import _protected_names, review_flags
+from ..sealed import HEAD_START
 
 @dataclass
 class StudentResult:
@@ -45,6 +46,7 @@ class StudentResult:
     seconds: float = 0.0
     feedback: str | None = None
     course_dir: str | None = None
+    head_start: bool = False   # ran in a kernel started while the previous notebook ran
 
 
 @dataclass
@@ -136,20 +138,33 @@ def _grade_shard(assignment: str, shard_dir: str, students: list[tuple[str, str]
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target / solution.name)
     results = []
-    for student, path in _progress(students, progress, f"grading {assignment}"):
-        started = time.perf_counter()
-        result = _autograde_one(api, config, assignment, student, solution)
-        answers = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
-        result.review = sorted({flag for cell in answers if _nbgrader(cell).get("solution")
-                                for flag in review_flags(_source(cell), protected)})
-        if feedback and result.status == "graded":
-            result.feedback = _feedback_html(api, assignment, student, solution)
-            if result.feedback is None:
-                result.message = "; ".join(filter(None, [result.message,
-                                                         "feedback HTML could not be generated"]))
-        result.seconds = time.perf_counter() - started
-        results.append(result)
+    try:
+        for k, (student, path) in enumerate(_progress(students, progress, f"grading {assignment}")):
+            started = time.perf_counter()
+            HEAD_START.upcoming, HEAD_START.handed_over = len(students) - k - 1, False
+            result = _autograde_one(api, config, assignment, student, solution)
+            result.head_start = HEAD_START.handed_over
+            results.append(_finish(api, assignment, student, path, solution, protected, feedback,
+                                   result, started))
+    finally:  # a kernel started ahead for nobody
+        HEAD_START.upcoming = 0
+        HEAD_START.discard()
     return results
+
+
+def _finish(api, assignment: str, student: str, path: str, solution: Path, protected: set,
+            feedback: bool, result: StudentResult, started: float) -> StudentResult:
+    """Review flags, feedback page and time of one graded student."""
+    answers = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+    result.review = sorted({flag for cell in answers if _nbgrader(cell).get("solution")
+                            for flag in review_flags(_source(cell), protected)})
+    if feedback and result.status == "graded":
+        result.feedback = _feedback_html(api, assignment, student, solution)
+        if result.feedback is None:
+            result.message = "; ".join(filter(None, [result.message,
+                                                     "feedback HTML could not be generated"]))
+    result.seconds = time.perf_counter() - started
+    return result
 
 
 def threads_per_job(jobs: int, cores: int | None = None) -> int:
