@@ -27,10 +27,23 @@ def group_of(item: pytest.Item) -> str | None:
     return None
 
 
+def slow_singles_first(items: list[pytest.Item]) -> list[pytest.Item]:
+    """Tests marked slow that belong to no group first, the rest after, each in their order.
+
+    xdist hands out groups with more tests first, then single tests in collection order, so a
+    lecture notebook collected late could start when the other worker has nothing left, and
+    the run would wait minutes for it alone. Long work first, short work to fill the end.
+    """
+    def rank(item):
+        return 0 if group_of(item) is None and item.get_closest_marker("slow") else 1
+    return sorted(items, key=rank)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     if not getattr(config.option, "loadgroup", False):  # True only in workers of --dist loadgroup
         return
+    items[:] = slow_singles_first(items)
     for item in items:
         group = group_of(item)
         if group and "@" not in item.nodeid:
