@@ -34,6 +34,7 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 FIRST_UID = 61000
+SANDBOX_UIDS = 4000  # sandbox users are FIRST_UID ... FIRST_UID + 3999
 MEMORY_GB_ENV = "XFER_SANDBOX_MEMORY_GB"
 MAX_PROCESSES = 512
 MAX_OPEN_FILES = 1024
@@ -212,9 +213,9 @@ def sandbox_uid(folder: str | os.PathLike) -> int | None:
     if os.getuid() != 0:
         return None
     busy = set(_process_owners())
-    start = (os.getpid() * 7 + abs(hash(str(folder)))) % 4000
-    return next(FIRST_UID + (start + k) % 4000 for k in range(4000)
-                if FIRST_UID + (start + k) % 4000 not in busy)
+    start = (os.getpid() * 7 + abs(hash(str(folder)))) % SANDBOX_UIDS
+    candidates = (FIRST_UID + (start + k) % SANDBOX_UIDS for k in range(SANDBOX_UIDS))
+    return next(uid for uid in candidates if uid not in busy)
 
 
 def _process_owners() -> list[int]:

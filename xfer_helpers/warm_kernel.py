@@ -11,18 +11,12 @@ notebook's variables, and the execution count starts at 1 as before.
 
 That lets the grader start the next student's kernel while the current notebook runs
 (:class:`xfer_helpers.sealed.HeadStart`): when its turn comes, it is already warm.
-
-Example:
-    >>> WARM_MODULES
-    ('torch', 'tensorflow', 'keras')
 """
 from __future__ import annotations
 
 import sys
 import warnings
 from pathlib import Path
-
-WARM_MODULES = ("torch", "tensorflow", "keras")
 
 
 def preload() -> None:
