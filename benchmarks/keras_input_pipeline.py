@@ -1,0 +1,91 @@
+"""Does running a ``tf.data.Dataset.from_generator`` pipeline slow down later Keras training steps?
+
+A study script (not a ``make bench`` module), kept because its answer decides how the Keras
+text pipeline of chapter 02 should be built (``xfer_helpers.keras.text.text_dataset`` uses
+``from_generator`` today). Each variant runs in a fresh Python process: build the chapter's
+MiniLM classifier (``build_text_classifier``, masked mean, AdamW), optionally iterate a
+three-element dataset first, then time ``train_on_batch`` on ``--steps`` batches of 32
+random token ids whose lengths vary between 8 and 48 (as length-grouped tweets do).
+
+Variants:
+- ``plain``: nothing before training;
+- ``from_generator``: ``tf.data.Dataset.from_generator`` over three numbers, iterated once;
+- ``from_tensor_slices``: the same three numbers from ``from_tensor_slices`` (control).
+
+Rows: the median seconds per step (the first steps, which trace, left out) and the ratio of
+each variant to ``plain``. Measured 2026-12-06 on a 2-core AMD EPYC (Zen 3, AVX2), TensorFlow
+2.21, Keras 3, with the chapter's real tweets: median step 0.75-0.83 s plain, 1.4-1.6 s after a
+from_generator pipeline had run (also when it runs during ``model.fit``: 83 s per epoch instead
+of 41-50 s); Dataset.range, from_tensor_slices, py_function and numpy_function (alone or in
+a map) left the step at 0.75-0.97 s.
+
+Run: ``python benchmarks/keras_input_pipeline.py [--steps 25]`` (about 2 minutes).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+VARIANTS = ("plain", "from_generator", "from_tensor_slices")
+
+
+def one_variant(variant: str, steps: int) -> dict:
+    """Train in this process; return the step times."""
+    import numpy as np
+
+    import xfer_helpers as xh
+    xh.env.quiet_tensorflow()
+    tf = xh.env.import_tensorflow()
+    xh.env.set_threads()
+    import keras
+
+    from xfer_helpers.keras import models, text
+
+    if variant == "from_generator":
+        sum(1 for _ in tf.data.Dataset.from_generator(lambda: iter([1, 2, 3]),
+                                                      output_signature=tf.TensorSpec((), tf.int32)))
+    elif variant == "from_tensor_slices":
+        sum(1 for _ in tf.data.Dataset.from_tensor_slices(np.arange(3)))
+    keras.utils.set_random_seed(0)
+    model = text.build_text_classifier(models.minilm_encoder(), num_classes=3, pooling="mean")
+    model.compile(optimizer=keras.optimizers.AdamW(5e-5, weight_decay=0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    seconds = []
+    for _ in range(steps):
+        length = int(rng.integers(8, 49))
+        x = {"token_ids": rng.integers(1000, 20000, (32, length)).astype("int32"),
+             "padding_mask": np.ones((32, length), "int32")}
+        t0 = time.perf_counter()
+        model.train_on_batch(x, rng.integers(0, 3, 32).astype("int32"))
+        seconds.append(time.perf_counter() - t0)
+    return {"variant": variant, "seconds": seconds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=25, help="training steps per variant (default 25)")
+    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # the child process
+    args = parser.parse_args(argv)
+    if args.steps < 8:
+        parser.error("--steps must be at least 8 (the first steps trace the model and are left out)")
+    if args.variant:
+        print(json.dumps(one_variant(args.variant, args.steps)))
+        return 0
+    import statistics
+    medians = {}
+    for variant in VARIANTS:
+        out = subprocess.run([sys.executable, __file__, "--variant", variant, "--steps", str(args.steps)],
+                             capture_output=True, text=True, check=True).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        medians[variant] = statistics.median(result["seconds"][5:])
+        print(f"{variant:>20}: median step {medians[variant]:.3f} s "
+              f"({medians[variant] / medians['plain']:.2f} x plain)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
