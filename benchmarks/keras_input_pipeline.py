@@ -19,6 +19,14 @@ from_generator pipeline had run (also when it runs during ``model.fit``: 83 s pe
 of 41-50 s); Dataset.range, from_tensor_slices, py_function and numpy_function (alone or in
 a map) left the step at 0.75-0.97 s.
 
+Two replacements of ``text_dataset``'s generator were tried the same day (not kept): the same
+batches from ``Dataset.range(n).map(numpy_function)``, and from constant tensors gathered in a
+``map`` with the pass counter in a ``tf.Variable`` (no Python inside tf.data). Both kept the
+``model.fit`` step at 0.65-0.73 s, but then ``model.fit`` waited 33-41 s before the first batch of
+every later epoch (Keras makes a new iterator for each epoch of a finite dataset), which ate the
+gain. A fix has to avoid both, e.g. one iterator for the whole run (a repeated dataset and
+``steps_per_epoch``), measured over all epochs.
+
 Run: ``python benchmarks/keras_input_pipeline.py [--steps 25]`` (about 2 minutes).
 """
 from __future__ import annotations
