@@ -4,17 +4,19 @@ A study script (not a ``make bench`` module), kept because its answer decides ho
 text pipeline of chapter 02 should be built (``xfer_helpers.keras.text.text_dataset`` uses
 ``from_generator`` today). Each variant runs in a fresh Python process: build the chapter's
 MiniLM classifier (``build_text_classifier``, masked mean, AdamW), optionally iterate a
-three-element dataset first, then time ``train_on_batch`` on ``--steps`` batches of 32
-random token ids whose lengths vary between 8 and 48 (as length-grouped tweets do).
+three-element dataset first, then time ``train_on_batch`` (``timing.median_step_seconds``) on
+``--steps`` batches of 32 random token ids, after 5 untimed ones; their lengths vary between 8
+and 48, as length-grouped tweets do.
 
 Variants:
 - ``plain``: nothing before training;
 - ``from_generator``: ``tf.data.Dataset.from_generator`` over three numbers, iterated once;
 - ``from_tensor_slices``: the same three numbers from ``from_tensor_slices`` (control).
 
-Rows: the median seconds per step (the first steps, which trace, left out) and the ratio of
-each variant to ``plain``. Measured 2026-12-06 on a 2-core AMD EPYC (Zen 3, AVX2), TensorFlow
-2.21, Keras 3, with the chapter's real tweets: median step 0.75-0.83 s plain, 1.4-1.6 s after a
+Printed: the median seconds per step and the ratio of each variant to ``plain``. Measured
+2026-12-06 on a 2-core AMD EPYC (Zen 3, AVX2), TensorFlow 2.21, Keras 3: this script, twice,
+0.68 / 0.72 s plain, 1.17 / 1.28 s after from_generator (1.71 / 1.77 x), 0.71 / 0.75 s after
+from_tensor_slices. With the chapter's real tweets: median step 0.75-0.83 s plain, 1.4-1.6 s after a
 from_generator pipeline had run (also when it runs during ``model.fit``: 83 s per epoch instead
 of 41-50 s); Dataset.range, from_tensor_slices, py_function and numpy_function (alone or in
 a map) left the step at 0.75-0.97 s.
@@ -30,7 +32,7 @@ Keras keeps one iterator for the whole run: epochs of 64.9 s (the first, with th
 46.7 s, against 100.5, 83.2 and 84.5 s for ``text_dataset`` as it is (chapter 02's real tweets, 63
 batches of 32 per epoch).
 
-Run: ``python benchmarks/keras_input_pipeline.py [--steps 25]`` (about 2 minutes).
+Run: ``python benchmarks/keras_input_pipeline.py [--steps 20]`` (about 2.5 minutes).
 """
 from __future__ import annotations
 
@@ -38,17 +40,20 @@ import argparse
 import json
 import subprocess
 import sys
-import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import median_step_seconds  # noqa: E402  (benchmarks/timing.py)
 
 VARIANTS = ("plain", "from_generator", "from_tensor_slices")
+WARMUP = 5  # untimed steps first: the first ones trace the training step
 
 
-def one_variant(variant: str, steps: int) -> dict:
-    """Train in this process; return the step times."""
+def one_variant(variant: str, steps: int) -> float:
+    """Train in this process; return the median seconds per step."""
     import numpy as np
 
     import xfer_helpers as xh
-    xh.env.quiet_tensorflow()
     tf = xh.env.import_tensorflow()
     xh.env.set_threads()
     import keras
@@ -65,34 +70,28 @@ def one_variant(variant: str, steps: int) -> dict:
     model.compile(optimizer=keras.optimizers.AdamW(5e-5, weight_decay=0.01),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
-    seconds = []
-    for _ in range(steps):
-        length = int(rng.integers(8, 49))
-        x = {"token_ids": rng.integers(1000, 20000, (32, length)).astype("int32"),
-             "padding_mask": np.ones((32, length), "int32")}
-        t0 = time.perf_counter()
-        model.train_on_batch(x, rng.integers(0, 3, 32).astype("int32"))
-        seconds.append(time.perf_counter() - t0)
-    return {"variant": variant, "seconds": seconds}
+    batches = iter([({"token_ids": rng.integers(1000, 20000, (32, length)).astype("int32"),
+                      "padding_mask": np.ones((32, length), "int32")}, rng.integers(0, 3, 32).astype("int32"))
+                    for length in rng.integers(8, 49, WARMUP + steps)])
+    return median_step_seconds(lambda: model.train_on_batch(*next(batches)), steps, warmup=WARMUP)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=25, help="training steps per variant (default 25)")
+    parser.add_argument("--steps", type=int, default=20,
+                        help=f"timed training steps per variant, after {WARMUP} untimed ones (default 20)")
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args(argv)
-    if args.steps < 8:
-        parser.error("--steps must be at least 8 (the first steps trace the model and are left out)")
+    if args.steps < 1:
+        parser.error("--steps must be at least 1")
     if args.variant:
         print(json.dumps(one_variant(args.variant, args.steps)))
         return 0
-    import statistics
     medians = {}
     for variant in VARIANTS:
         out = subprocess.run([sys.executable, __file__, "--variant", variant, "--steps", str(args.steps)],
                              capture_output=True, text=True, check=True).stdout
-        result = json.loads(out.strip().splitlines()[-1])
-        medians[variant] = statistics.median(result["seconds"][5:])
+        medians[variant] = json.loads(out.strip().splitlines()[-1])
         print(f"{variant:>20}: median step {medians[variant]:.3f} s "
               f"({medians[variant] / medians['plain']:.2f} x plain)", flush=True)
     return 0
