@@ -1,8 +1,8 @@
 """Does running a ``tf.data.Dataset.from_generator`` pipeline slow down later Keras training steps?
 
 A study script (not a ``make bench`` module), kept because its answer decides how the Keras
-text pipeline of chapter 02 should be built (``xfer_helpers.keras.text.text_dataset`` uses
-``from_generator`` today). Each variant runs in a fresh Python process: build the chapter's
+text pipeline of chapter 02 should be built (``xfer_helpers.keras.text.text_dataset`` used
+``from_generator`` until 2026-12-06). Each variant runs in a fresh Python process: build the chapter's
 MiniLM classifier (``build_text_classifier``, masked mean, AdamW), optionally iterate a
 three-element dataset first, then time ``train_on_batch`` (``timing.median_step_seconds``) on
 ``--steps`` batches of 32 random token ids, after 5 untimed ones; their lengths vary between 8
@@ -26,11 +26,12 @@ batches from ``Dataset.range(n).map(numpy_function)``, and from constant tensors
 ``map`` with the pass counter in a ``tf.Variable`` (no Python inside tf.data). Both kept the
 ``model.fit`` step at 0.65-0.73 s, but then ``model.fit`` waited 33-41 s before the first batch of
 every later epoch (Keras makes a new iterator for each epoch of a finite dataset), which ate the
-gain. A fix has to avoid both. One that does, measured but not yet built into the helpers: the
-``numpy_function`` variant with ``.repeat()`` and ``model.fit(..., steps_per_epoch=n_batches)``, so that
-Keras keeps one iterator for the whole run: epochs of 64.9 s (the first, with the trace), 44.2 s and
-46.7 s, against 100.5, 83.2 and 84.5 s for ``text_dataset`` as it is (chapter 02's real tweets, 63
-batches of 32 per epoch).
+gain. A fix has to avoid both. One that does: the ``numpy_function`` variant with ``.repeat()`` and
+``model.fit(..., steps_per_epoch=n_batches)``, so that Keras keeps one iterator for the whole run:
+epochs of 64.9 s (the first, with the trace), 44.2 s and 46.7 s, against 100.5, 83.2 and 84.5 s for
+the ``from_generator`` version (chapter 02's real tweets, 63 batches of 32 per epoch). It is what
+``text_dataset`` does now (``Dataset.counter().map(numpy_function)``, endless; chapter 02 passes
+``steps_per_epoch``).
 
 Run: ``python benchmarks/keras_input_pipeline.py [--steps 20]`` (about 2.5 minutes).
 """

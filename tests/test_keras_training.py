@@ -66,6 +66,16 @@ def test_history_from_a_dataset_counts_samples():
     assert history["samples_per_second"][0] * history["seconds"][0] == pytest.approx(N_TRAIN)
 
 
+def test_an_endless_dataset_trains_in_epochs_of_steps_per_epoch():
+    (x, y), _ = toy_data()
+    endless = tf.data.Dataset.from_tensor_slices((x, y)).batch(32).repeat()
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        fit(toy_model(), endless, epochs=1, progress=False)      # would never end an epoch
+    history = fit(toy_model(), endless, epochs=2, steps_per_epoch=N_TRAIN // 32, progress=False)
+    assert history["epoch"] == [1, 2]
+    assert history["samples_per_second"][1] * history["seconds"][1] == pytest.approx(N_TRAIN)
+
+
 def test_lr_is_recorded_with_a_schedule():
     (x, y), _ = toy_data()
     model = toy_model()

@@ -258,20 +258,27 @@ def test_inference_batches_sort_by_length_and_cover_every_text_once():
 
 
 def test_keras_text_dataset_gives_the_same_batches_as_the_torch_loader():
+    from xfer_helpers.env import import_tensorflow
     from xfer_helpers.keras.text import text_dataset
     from xfer_helpers.pytorch.text import text_loader
+    tf = import_tensorflow()
     n = 75
     encodings = _texts_of_random_length(n, 40)
     loader = text_loader(encodings, np.arange(n), batch_size=16, shuffle=True, seed=5, group_by_length=True)
     dataset = text_dataset(encodings, np.arange(n), batch_size=16, seed=5)
-    assert int(dataset.cardinality()) == len(loader) == 5
+    assert len(loader) == 5
+    assert int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY  # endless: fit needs steps_per_epoch
     next(iter(dataset))                                                # peeking at one batch ...
-    for _ in range(2):                                                 # ... does not skip an epoch
-        torch_batches = [(inputs["input_ids"].numpy(), y.numpy()) for inputs, y in loader]
-        keras_batches = [(inputs["token_ids"].numpy(), y.numpy()) for inputs, y in dataset]
-        assert len(torch_batches) == len(keras_batches) == 5
-        for (t_ids, t_y), (k_ids, k_y) in zip(torch_batches, keras_batches):
-            assert np.array_equal(t_ids, k_ids) and np.array_equal(t_y, k_y)
-            assert k_ids.shape[1] == int((k_ids != 0).sum(1).max())    # cut to the batch's longest text
+    keras_batches = [(inputs["token_ids"].numpy(), y.numpy()) for inputs, y in dataset.take(3 * 5)]
+    torch_batches = []
+    for _ in range(3):                                                 # ... does not skip a pass
+        torch_batches += [(inputs["input_ids"].numpy(), y.numpy()) for inputs, y in loader]
+    assert len(torch_batches) == len(keras_batches) == 15
+    for (t_ids, t_y), (k_ids, k_y) in zip(torch_batches, keras_batches):
+        assert np.array_equal(t_ids, k_ids) and np.array_equal(t_y, k_y)
+        assert k_ids.shape[1] == int((k_ids != 0).sum(1).max())        # cut to the batch's longest text
+    for first, second in (keras_batches[:5], keras_batches[5:10]), (keras_batches[5:10], keras_batches[10:]):
+        assert sorted(np.concatenate([y for _, y in first]).tolist()) == list(range(n))  # each pass: every text once
+        assert [y.tolist() for _, y in first] != [y.tolist() for _, y in second]            # in a new order
     with pytest.raises(ValueError, match="labels and texts"):
         text_dataset(encodings, np.arange(n - 1))

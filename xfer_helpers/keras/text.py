@@ -12,6 +12,8 @@ Example:
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -39,13 +41,19 @@ def to_keras_inputs(encodings: dict) -> dict[str, np.ndarray]:
 
 
 def text_dataset(encodings: dict, labels, batch_size: int = 32, seed: int = 0):
-    """A ``tf.data.Dataset`` of length-grouped, trimmed training batches ``(inputs, labels)``.
+    """An endless ``tf.data.Dataset`` of length-grouped, trimmed training batches ``(inputs, labels)``.
 
     The Keras twin of ``text_loader(..., shuffle=True, group_by_length=True)``: the very
     same batches as PyTorch for the same seed (:func:`xfer_helpers.text.length_grouped_batches`),
-    a new order after every full pass, each batch cut to its longest text. The sequence length is
-    left open (``None``), so ``model.fit`` traces its step once and runs it on every length. Do not
-    combine it with ``jit_compile=True``: XLA would compile again for every new length.
+    pass after pass with a new order each pass, each batch cut to its longest text. It repeats
+    forever, so tell ``fit`` how long a pass is: ``steps_per_epoch=math.ceil(n_texts / batch_size)``.
+    Keras then reads the whole run through one iterator; a finite dataset gets a new iterator
+    every epoch, which costs a long wait on a CPU. (It is built without ``from_generator``:
+    after a ``from_generator`` pipeline has run, TensorFlow's training steps in that process
+    were 1.7 times slower here, see ``benchmarks/keras_input_pipeline.py``.) Every new iterator
+    starts again at the first pass. The sequence length is left open (``None``), so ``model.fit``
+    traces its step once and runs it on every length. Do not combine it with ``jit_compile=True``:
+    XLA would compile again for every new length.
 
     Example:
         >>> batch = {"input_ids": np.ones((4, 8), np.int64), "attention_mask": np.ones((4, 8), np.int64)}
@@ -58,19 +66,28 @@ def text_dataset(encodings: dict, labels, batch_size: int = 32, seed: int = 0):
     labels = np.asarray(labels, np.int32)
     if len(labels) != len(inputs["token_ids"]):
         raise ValueError(f"labels and texts must match: {len(labels)} labels for {len(inputs['token_ids'])} texts")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
     lengths = inputs["padding_mask"].sum(1)
-    epoch = [0]
+    per_pass = -(-len(labels) // batch_size)
 
-    def one_epoch():  # tf.data calls this at the start of every pass
-        for index in length_grouped_batches(lengths, batch_size, seed, epoch[0]):
-            longest = int(lengths[index].max())
-            yield {k: v[index, :longest] for k, v in inputs.items()}, labels[index]
-        epoch[0] += 1  # a new order after each full pass (peeking at one batch does not count)
+    @functools.lru_cache(maxsize=2)
+    def one_pass(epoch):
+        return length_grouped_batches(lengths, batch_size, seed, epoch)
 
-    spec = tf.TensorSpec((None, None), tf.int32)
-    dataset = tf.data.Dataset.from_generator(
-        one_epoch, output_signature=({"token_ids": spec, "padding_mask": spec}, tf.TensorSpec((None,), tf.int32)))
-    return dataset.apply(tf.data.experimental.assert_cardinality(-(-len(labels) // batch_size)))
+    def numpy_batch(step):  # step 0, 1, 2, ... counts batches over all passes
+        index = one_pass(int(step) // per_pass)[int(step) % per_pass]
+        longest = int(lengths[index].max())
+        return inputs["token_ids"][index, :longest], inputs["padding_mask"][index, :longest], labels[index]
+
+    def to_pair(step):
+        token_ids, padding_mask, y = tf.numpy_function(numpy_batch, [step], (tf.int32, tf.int32, tf.int32))
+        token_ids.set_shape((None, None))
+        padding_mask.set_shape((None, None))
+        y.set_shape((None,))
+        return {"token_ids": token_ids, "padding_mask": padding_mask}, y
+
+    return tf.data.Dataset.counter().map(to_pair)
 
 
 def masked_mean_pool(hidden, padding_mask):

@@ -195,6 +195,9 @@ def _validate(model, x, y, epochs, batch_size, validation_data, early_stopping_p
         if batch_size is not None:
             raise ValueError("batch_size must be None for a tf.data.Dataset: batch the dataset itself, "
                              "e.g. dataset.batch(64).")
+        if int(x.cardinality()) == tf.data.INFINITE_CARDINALITY and not kwargs.get("steps_per_epoch"):
+            raise ValueError("This dataset never ends (it repeats), so an epoch would never end either: "
+                             "pass steps_per_epoch=<batches in one pass>, e.g. math.ceil(n_examples / batch_size).")
     elif y is not None:
         nx, ny = _n_samples(x), _n_samples(y)
         if nx is not None and ny is not None and nx != ny:
