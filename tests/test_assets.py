@@ -82,6 +82,8 @@ def test_every_offline_asset_loads_with_sockets_blocked(no_network, cache, monke
     assert fm.x_train.shape == (100, 28, 28)
     tweets = datasets.load_tweets(domain="airline", n=50)
     assert len(tweets.texts) == 50 and set(np.unique(tweets.labels)) <= {0, 1, 2}
+    reviews = datasets.load_chinese_reviews(n=50)
+    assert len(reviews.texts) == 50 and set(np.unique(reviews.labels)) == {0, 1}
     assert datasets.load_digits_data(n_train=20, n_test=10).x_train.shape == (20, 8, 8)
     assert len(datasets.load_characters("meta_test", samples_per_char=2).images) > 0
     moons = datasets.make_moons_shift(n_source=20, n_target=20)

