@@ -111,3 +111,53 @@ def minilm_classifier(num_labels: int, name: str = "minilm") -> torch.nn.Module:
         raise ValueError(f"num_labels must be a whole number of at least 2, got {num_labels!r}")
     _quiet_transformers()
     return AutoModelForSequenceClassification.from_pretrained(text_model_dir(name), num_labels=num_labels)
+
+
+# Keras Applications' VGG16 layers, in the order of torchvision's vgg16 layers that hold weights.
+KERAS_VGG16_CONVS = [f"block{b}_conv{c}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
+                     for c in range(1, n + 1)]
+KERAS_VGG16_DENSES = ["fc1", "fc2", "predictions"]
+
+
+def vgg16_from_keras(keras_model) -> torch.nn.Module:
+    """torchvision's VGG16 holding the weights of a Keras Applications ``VGG16`` (with its top).
+
+    This is how the articles' Keras model (``VGG16(weights="imagenet")``, weights converted
+    from Caffe) runs in PyTorch. Three things change between the frameworks:
+
+    - convolution kernels are ``(height, width, in, out)`` in Keras and ``(out, in, height, width)``
+      in PyTorch, dense kernels ``(in, out)`` and ``(out, in)``;
+    - **the first dense layer reads the flattened 7 x 7 x 512 feature map**: Keras flattens
+      channels-last (row, column, channel), PyTorch channels-first (channel, row, column), so its
+      25 088 input weights must be put in PyTorch's order, or the network runs and is wrong;
+    - the inputs stay Keras's: BGR, 0-255 with the Caffe means subtracted
+      (``keras.applications.vgg16.preprocess_input``), transposed to ``(N, 3, 224, 224)``;
+    - Keras's model ends in a softmax (probabilities), torchvision's gives logits.
+
+    Example:
+        >>> torch_vgg = vgg16_from_keras(keras.applications.VGG16(weights=None))   # doctest: +SKIP
+        >>> torch_vgg(torch.from_numpy(x_bgr.transpose(0, 3, 1, 2))).shape          # doctest: +SKIP
+        torch.Size([2, 1000])
+    """
+    from torchvision.models import vgg16
+    names = [layer.name for layer in keras_model.layers]
+    missing = [n for n in KERAS_VGG16_CONVS + KERAS_VGG16_DENSES if n not in names]
+    if missing:
+        raise ValueError(f"not a Keras Applications VGG16 with its top (include_top=True): no layer "
+                         f"{', '.join(missing[:3])}. Build it with keras.applications.VGG16().")
+    units = keras_model.get_layer("predictions").get_weights()[1].shape[0]
+    model = vgg16(weights=None, num_classes=units).eval()
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    denses = [m for m in model.classifier if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for conv, name in zip(convs, KERAS_VGG16_CONVS):
+            kernel, bias = keras_model.get_layer(name).get_weights()
+            conv.weight.copy_(torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy()))
+            conv.bias.copy_(torch.from_numpy(bias))
+        for i, (linear, name) in enumerate(zip(denses, KERAS_VGG16_DENSES)):
+            kernel, bias = keras_model.get_layer(name).get_weights()
+            if i == 0:   # rows in Keras's (row, column, channel) order -> PyTorch's (channel, row, column)
+                kernel = kernel.reshape(7, 7, 512, -1).transpose(2, 0, 1, 3).reshape(7 * 7 * 512, -1)
+            linear.weight.copy_(torch.from_numpy(kernel.T.copy()))
+            linear.bias.copy_(torch.from_numpy(bias))
+    return model

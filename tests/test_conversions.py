@@ -1,0 +1,80 @@
+"""Converting the articles' models between the frameworks, proven offline on random weights.
+
+The real architecture is built with random weights in one framework, converted, and both
+frameworks must give the same logits for the same input. Each test also shows that the
+check can fail: the same model with one conversion step left out gives different logits.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xfer_helpers.env import import_tensorflow
+
+tf = import_tensorflow()
+
+import keras  # noqa: E402
+import torch  # noqa: E402
+
+from xfer_helpers.pytorch.models import vgg16_from_keras  # noqa: E402
+
+TOLERANCE = 1e-4   # largest |difference| of the logits, relative to their largest |value|
+
+
+def _relative_difference(a, b) -> float:
+    return float(np.abs(a - b).max() / np.abs(a).max())
+
+
+@pytest.fixture(scope="module")
+def keras_vgg16():
+    keras.utils.set_random_seed(0)
+    # The articles' architecture with random weights; logits out (Keras ends in a softmax by default).
+    model = keras.applications.VGG16(weights=None, classifier_activation=None)
+    # He-scaled weights keep the signal alive through 16 layers (Glorot's would shrink it to ~0).
+    for layer in model.layers:
+        if layer.get_weights():
+            kernel, bias = layer.get_weights()
+            fan_in = int(np.prod(kernel.shape[:-1]))
+            rng = np.random.default_rng(len(layer.name))
+            layer.set_weights([rng.normal(0, np.sqrt(2 / fan_in), kernel.shape).astype("float32"),
+                               rng.normal(0, 0.1, bias.shape).astype("float32")])
+    images = np.random.default_rng(1).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
+    x = keras.applications.vgg16.preprocess_input(images.copy())    # BGR, Caffe means subtracted
+    return model, x, np.asarray(model.predict_on_batch(x))
+
+
+def _torch_logits(model, x):
+    with torch.no_grad():
+        return model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+
+
+@pytest.mark.slow
+def test_keras_vgg16_in_torchvision_gives_the_same_logits(keras_vgg16):
+    keras_model, x, keras_logits = keras_vgg16
+    assert np.abs(keras_logits).max() > 1.0 and keras_logits.std() > 0.1   # a live signal, not ~0
+    converted = vgg16_from_keras(keras_model)
+    torch_logits = _torch_logits(converted, x)
+    assert _relative_difference(keras_logits, torch_logits) < TOLERANCE
+    assert (keras_logits.argmax(1) == torch_logits.argmax(1)).all()
+
+    # Without the flatten permutation the first dense layer reads its inputs in the wrong order.
+    kernel = keras_model.get_layer("fc1").get_weights()[0]
+    with torch.no_grad():
+        converted.classifier[0].weight.copy_(torch.from_numpy(kernel.T.copy()))
+    assert _relative_difference(keras_logits, _torch_logits(converted, x)) > 100 * TOLERANCE
+
+    # RGB instead of the BGR the Keras weights were trained on: also different.
+    converted = vgg16_from_keras(keras_model)
+    assert _relative_difference(keras_logits, _torch_logits(converted, x[..., ::-1])) > 100 * TOLERANCE
+
+    # Kernels transposed (3, 2, 1, 0) instead of (3, 2, 0, 1): rows and columns swapped, different.
+    with torch.no_grad():
+        for conv in (m for m in converted.features if isinstance(m, torch.nn.Conv2d)):
+            conv.weight.copy_(conv.weight.transpose(2, 3).clone())
+    assert _relative_difference(keras_logits, _torch_logits(converted, x)) > 100 * TOLERANCE
+
+
+def test_vgg16_from_keras_refuses_another_model():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="fc1")])
+    with pytest.raises(ValueError, match="include_top=True"):
+        vgg16_from_keras(model)
