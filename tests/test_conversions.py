@@ -78,3 +78,28 @@ def test_vgg16_from_keras_refuses_another_model():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="fc1")])
     with pytest.raises(ValueError, match="include_top=True"):
         vgg16_from_keras(model)
+
+
+CHINESE = ["你好，世界！", "这本书很好看。", "酒店的服务不好，房间很小！", "Hello 世界"]
+
+
+def _wordpiece_ids(vocab_file, lowercase, texts, length=16):
+    from xfer_helpers.keras.models import wordpiece_tokenizer as keras_wordpiece
+    from xfer_helpers.pytorch.models import wordpiece_tokenizer as torch_wordpiece
+    torch_ids = torch_wordpiece(vocab_file, lowercase)(texts, padding="max_length", max_length=length)["input_ids"]
+    keras_ids = np.asarray(keras_wordpiece(vocab_file, lowercase, sequence_length=length)(texts)["token_ids"])
+    return np.asarray(torch_ids), keras_ids
+
+
+def test_chinese_wordpiece_gives_the_same_ids_in_both_frameworks(tmp_path):
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ",", "!", "hello", "##lo", "hel"]
+    vocab += sorted({ch for text in CHINESE for ch in text if ord(ch) > 127})   # every CJK character, ，！。
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    torch_ids, keras_ids = _wordpiece_ids(tmp_path / "vocab.txt", False, CHINESE)
+    assert np.array_equal(torch_ids, keras_ids)
+    first = [vocab[i] for i in torch_ids[0] if i]
+    assert first == ["[CLS]", "你", "好", "，", "世", "界", "！", "[SEP]"]     # one piece per character
+    assert vocab.index("[UNK]") in torch_ids[3]                                # "Hello": cased, unknown
+    # Lowercasing on (right for uncased English BERT): keras-hub also turns ，！ into ,! - they part ways.
+    torch_ids, keras_ids = _wordpiece_ids(tmp_path / "vocab.txt", True, CHINESE[:1])
+    assert [vocab[i] for i in keras_ids[0] if i][3:4] == [","] and [vocab[i] for i in torch_ids[0] if i][3:4] == ["，"]

@@ -128,3 +128,19 @@ def minilm_encoder(name: str = "minilm"):
     """
     import keras_hub
     return keras_hub.models.BertBackbone.from_preset(keras_text_model_dir(name))
+
+
+def wordpiece_tokenizer(vocab_file: str, lowercase: bool, sequence_length: int = 64):
+    """keras-hub BERT preprocessor (WordPiece + [CLS]/[SEP] + padding) from a ``vocab.txt``.
+
+    The twin of ``xfer_helpers.pytorch.models.wordpiece_tokenizer``. Use ``lowercase=False``
+    for Chinese BERT: keras-hub's lowercasing folds full-width punctuation to ASCII as well.
+
+    Example:
+        >>> wordpiece_tokenizer("vocab.txt", lowercase=False)(["你好，世界！"])["token_ids"]  # doctest: +SKIP
+    """
+    import keras_hub
+    if sequence_length < 4:
+        raise ValueError(f"sequence_length must be at least 4 tokens, got {sequence_length}")
+    tokenizer = keras_hub.tokenizers.BertTokenizer(vocabulary=str(vocab_file), lowercase=lowercase)
+    return keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=sequence_length)

@@ -161,3 +161,20 @@ def vgg16_from_keras(keras_model) -> torch.nn.Module:
             linear.weight.copy_(torch.from_numpy(kernel.T.copy()))
             linear.bias.copy_(torch.from_numpy(bias))
     return model
+
+
+def wordpiece_tokenizer(vocab_file: str, lowercase: bool):
+    """A BERT WordPiece tokenizer (transformers) from a ``vocab.txt``, e.g. ``bert-base-chinese``'s.
+
+    The twin of ``xfer_helpers.keras.models.wordpiece_tokenizer``: the same ids for the same
+    text when ``lowercase`` is the same. Chinese BERT is cased (``lowercase=False``): with
+    lowercasing on, keras-hub also folds full-width punctuation (，！) to ASCII (,!) and the two
+    frameworks part ways (``tests/test_conversions.py``).
+
+    Example:
+        >>> wordpiece_tokenizer("vocab.txt", lowercase=False)("你好，世界！")["input_ids"]  # doctest: +SKIP
+        [2, 5, 6, 7, 8, 9, 10, 3]
+    """
+    from transformers import BertTokenizer
+    _quiet_transformers()
+    return BertTokenizer(vocab=str(vocab_file), do_lower_case=lowercase)
