@@ -103,3 +103,29 @@ def test_chinese_wordpiece_gives_the_same_ids_in_both_frameworks(tmp_path):
     # Lowercasing on (right for uncased English BERT): keras-hub also turns ，！ into ,! - they part ways.
     torch_ids, keras_ids = _wordpiece_ids(tmp_path / "vocab.txt", True, CHINESE[:1])
     assert [vocab[i] for i in keras_ids[0] if i][3:4] == [","] and [vocab[i] for i in torch_ids[0] if i][3:4] == ["，"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture", ["resnet18", "vgg16"])
+def test_timm_models_load_in_keras_hub_with_the_same_logits(architecture, tmp_path):
+    """The hub's timm file format -> keras-hub's converter: d2l's ResNet-18 and torchvision's VGG16."""
+    import timm
+
+    from xfer_helpers.keras.models import timm_classifier
+    from xfer_helpers.pytorch.models import export_timm_preset
+    torch.manual_seed(0)
+    model = timm.create_model(architecture, pretrained=False).eval()
+    with torch.no_grad():   # BatchNorm statistics away from 0 and 1, so that converting them matters
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    keras_model = timm_classifier(export_timm_preset(model, tmp_path / architecture))
+    x = np.random.default_rng(0).normal(size=(2, 224, 224, 3)).astype("float32")   # normalised, NHWC
+    torch_logits = _torch_logits(model, x)
+    assert _relative_difference(torch_logits, np.asarray(keras_model(x))) < TOLERANCE
+    # Can fail: rows and columns swapped, or the preset's image converter run first by predict().
+    assert _relative_difference(torch_logits, np.asarray(keras_model(x.transpose(0, 2, 1, 3)))) > 100 * TOLERANCE
+    assert _relative_difference(torch_logits, keras_model.predict_on_batch(x)) > 100 * TOLERANCE

@@ -144,3 +144,19 @@ def wordpiece_tokenizer(vocab_file: str, lowercase: bool, sequence_length: int =
         raise ValueError(f"sequence_length must be at least 4 tokens, got {sequence_length}")
     tokenizer = keras_hub.tokenizers.BertTokenizer(vocabulary=str(vocab_file), lowercase=lowercase)
     return keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=sequence_length)
+
+
+def timm_classifier(folder):
+    """A timm classifier folder (``config.json`` + ``model.safetensors``) as a keras-hub ``ImageClassifier``.
+
+    The folder is what the hub serves, or what ``xfer_helpers.pytorch.models.export_timm_preset``
+    writes. Call the model on normalised images, channels last: ``model(x)`` gives the same logits
+    as the timm model on ``x.transpose(0, 3, 1, 2)``. (``model.predict(x)`` would first run the
+    preset's own image converter on ``x``.)
+
+    Example:
+        >>> timm_classifier("resnet18_preset")(x).shape   # doctest: +SKIP
+        TensorShape([2, 1000])
+    """
+    import keras_hub
+    return keras_hub.models.ImageClassifier.from_preset(str(folder))

@@ -8,6 +8,8 @@ Example:
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from .. import assets
@@ -62,11 +64,38 @@ def export_timm_safetensors(path: str) -> None:
 
     keras-hub reads this file (see ``xfer_helpers.pretrained.efficientnet_keras_preset``).
     """
+    _save_timm_safetensors(efficientnet_lite0(), path)
+
+
+def _save_timm_safetensors(model: torch.nn.Module, path) -> None:
     from safetensors.torch import save_file
-    model = efficientnet_lite0()
     tensors = {k: v.contiguous() for k, v in model.state_dict().items()
                if not k.endswith("num_batches_tracked")}
-    save_file(tensors, path)
+    save_file(tensors, str(path))
+
+
+def export_timm_preset(model: torch.nn.Module, folder) -> Path:
+    """Write a timm image classifier as the hub has it: ``config.json`` + ``model.safetensors``.
+
+    keras-hub reads such a folder (``xfer_helpers.keras.models.timm_classifier``) through its timm
+    converters (ResNet, VGG, EfficientNet, ...). The tests use it to prove a conversion on random
+    weights of the real architecture, with no download.
+
+    Example:
+        >>> export_timm_preset(timm.create_model("resnet18"), "resnet18_preset")   # doctest: +SKIP
+        PosixPath('resnet18_preset')
+    """
+    import json
+    cfg = model.pretrained_cfg
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"architecture": cfg["architecture"], "num_classes": model.num_classes,
+              "num_features": model.num_features,
+              "pretrained_cfg": {key: cfg[key] for key in ("classifier", "input_size", "interpolation",
+                                                           "crop_pct", "mean", "std")}}
+    _save_timm_safetensors(model, folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps(config, indent=1))
+    return folder
 
 
 def _quiet_transformers() -> None:
