@@ -129,3 +129,38 @@ def test_timm_models_load_in_keras_hub_with_the_same_logits(architecture, tmp_pa
     # Can fail: rows and columns swapped, or the preset's image converter run first by predict().
     assert _relative_difference(torch_logits, np.asarray(keras_model(x.transpose(0, 2, 1, 3)))) > 100 * TOLERANCE
     assert _relative_difference(torch_logits, keras_model.predict_on_batch(x)) > 100 * TOLERANCE
+
+
+@pytest.mark.slow
+def test_chinese_bert_files_load_in_both_frameworks_with_the_same_outputs(tmp_path):
+    """bert-base-chinese's architecture (12 layers, hidden 768, 21 128 pieces), random weights, saved as
+    the hub has it (config.json, model.safetensors, vocab.txt, tokenizer files): the same ids and
+    hidden states from transformers and keras-hub."""
+    import keras_hub
+    from transformers import BertConfig, BertModel, BertTokenizer
+    pieces = sorted({ch for text in CHINESE for ch in text if ord(ch) > 127})
+    vocab = ["[PAD]", *(f"[unused{i}]" for i in range(1, 100)), "[UNK]", "[CLS]", "[SEP]", "[MASK]", *pieces]
+    vocab += [f"##{i}" for i in range(21128 - len(vocab))]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(vocab))).save_pretrained(tmp_path)
+    BertTokenizer(vocab=str(tmp_path / "vocab.txt"), do_lower_case=False).save_pretrained(tmp_path)
+
+    torch_model = BertModel.from_pretrained(tmp_path).eval()
+    keras_backbone = keras_hub.models.BertBackbone.from_preset(str(tmp_path))
+    keras_tokenizer = keras_hub.models.BertTokenizer.from_preset(str(tmp_path))
+    encoded = BertTokenizer.from_pretrained(tmp_path)(CHINESE[:3], padding="max_length", max_length=16,
+                                                      return_tensors="np")
+    ids, mask = encoded["input_ids"], encoded["attention_mask"]
+    for row, text in zip(ids, CHINESE[:3]):
+        assert np.asarray(keras_tokenizer(text)).tolist() == [i for i in row.tolist() if i not in (0, 101, 102)]
+    with torch.no_grad():
+        torch_hidden = torch_model(input_ids=torch.from_numpy(ids),
+                                   attention_mask=torch.from_numpy(mask)).last_hidden_state.numpy()
+    keras_hidden = np.asarray(keras_backbone({"token_ids": ids.astype("int32"), "padding_mask": mask.astype("int32"),
+                                              "segment_ids": np.zeros_like(ids, "int32")})["sequence_output"])
+    real = mask.astype(bool)
+    assert np.abs(torch_hidden - keras_hidden)[real].max() < 1e-2      # the course's parity tolerance
+    # Can fail: keras-hub's English presets lowercase, which would turn ，！ into unknown ,! here.
+    lowercasing = keras_hub.tokenizers.BertTokenizer(vocabulary=str(tmp_path / "vocab.txt"), lowercase=True)
+    assert np.asarray(lowercasing(CHINESE[0])).tolist() != np.asarray(keras_tokenizer(CHINESE[0])).tolist()
