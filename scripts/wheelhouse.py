@@ -159,7 +159,7 @@ def copy_fashion_mnist(dest: Path) -> list[Path]:
     dest.mkdir(parents=True, exist_ok=True)
     copied = []
     for remote in assets.FASHION_MNIST_FILES:
-        if assets.sha256_of(source / remote.filename, gunzip=True) != remote.sha256:
+        if assets.sha256_of(source / remote.filename, gunzip=True) != remote.digest:
             raise WheelhouseError(f"{source / remote.filename} does not match its recorded "
                                   "sha256; reinstall Fashion-MNIST and build again.")
         shutil.copyfile(source / remote.filename, dest / remote.filename)
@@ -314,13 +314,13 @@ def install_data(folder: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for remote in assets.FASHION_MNIST_FILES:
         dest = target / remote.filename
-        if dest.exists() and assets.sha256_of(dest, gunzip=True) == remote.sha256:
+        if dest.exists() and assets.sha256_of(dest, gunzip=True) == remote.digest:
             continue
         if not (source / remote.filename).is_file():
             raise WheelhouseError(f"{source / remote.filename} is missing; copy the wheelhouse again.")
         tmp = dest.with_name(f".{remote.filename}.part")
         shutil.copyfile(source / remote.filename, tmp)
-        if assets.sha256_of(tmp, gunzip=True) != remote.sha256:
+        if assets.sha256_of(tmp, gunzip=True) != remote.digest:
             tmp.unlink()
             raise WheelhouseError(f"{source / remote.filename} is corrupt; copy the wheelhouse again.")
         os.replace(tmp, dest)

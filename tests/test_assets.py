@@ -70,10 +70,11 @@ def test_names_are_forgiving_about_dashes():
 
 @pytest.mark.slow
 def test_every_offline_asset_loads_with_sockets_blocked(no_network, cache, monkeypatch):
-    """The default path touches no network: load every registered asset for real."""
+    """The default path touches no network: load every registered asset for real (the
+    online-only options aside: see test_online_only_models_are_options_not_problems)."""
     monkeypatch.delenv(assets.ONLINE_ENV, raising=False)
     import numpy as np
-    for name in assets.ASSETS:
+    for name in (n for n, a in assets.ASSETS.items() if not a.optional):
         assert assets.asset_path(name).exists(), name
         assert assets.verify_offline(name), f"{name} does not match its recorded sha256"
     # Load the data and the models, not just their paths.
@@ -182,7 +183,7 @@ def test_fashion_mnist_hashes_match_the_debian_files():
     if not folder.exists():
         pytest.skip("dataset-fashion-mnist is not installed (make setup installs it)")
     for remote in assets.FASHION_MNIST_FILES:
-        assert assets.sha256_of(folder / remote.filename, gunzip=True) == remote.sha256
+        assert assets.sha256_of(folder / remote.filename, gunzip=True) == remote.digest
 
 
 def test_source_report_flags_missing_assets(monkeypatch):
@@ -212,3 +213,90 @@ def test_online_text_model_needs_online_mode(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HOME", raising=False)
     assert pretrained.text_model_dir("bert-base-uncased") == "bert-base-uncased"
     assert os.environ["HF_HOME"] == str(tmp_path / "huggingface")
+
+
+# ---------------------------------------------------------------- the articles' models (online only)
+@pytest.mark.network
+@pytest.mark.parametrize("kind", ["md5", "sha256-prefix", "sha256"])
+def test_each_publisher_hash_kind_is_checked(http_server, cache, monkeypatch, kind):
+    root, base = http_server
+    payload = b"weights" * 1000
+    (root / "w.bin").write_bytes(payload)
+    monkeypatch.setenv(assets.ONLINE_ENV, "1")
+    right = {"md5": hashlib.md5(payload).hexdigest(), "sha256": hashlib.sha256(payload).hexdigest(),
+             "sha256-prefix": hashlib.sha256(payload).hexdigest()[:8]}[kind]
+    wrong = right[:-1] + ("0" if right[-1] != "0" else "1")
+    with pytest.raises(assets.ChecksumError, match=f"{kind} {right} but expected {wrong}"):
+        assets.fetch(assets.RemoteFile(base + "w.bin", wrong, "w.bin", hash_kind=kind), cache,
+                     progress=False)
+    assert not any(cache.iterdir()), "the file that failed its check must be deleted"
+    path = assets.fetch(assets.RemoteFile(base + "w.bin", right, "w.bin", hash_kind=kind), cache,
+                        progress=False)
+    assert path.read_bytes() == payload
+
+
+@pytest.mark.parametrize("digest, kind", [("abc", "sha256"), ("0" * 64, "md5"), ("0" * 32, "sha256-prefix"),
+                                          ("F37072FD", "sha256-prefix"), ("0" * 8, "crc32")])
+def test_a_digest_that_does_not_fit_its_kind_is_refused(digest, kind):
+    with pytest.raises(ValueError, match="hex digits"):
+        assets.RemoteFile("https://example.org/x", digest, "x", hash_kind=kind)
+
+
+def test_the_articles_models_are_the_files_their_publishers_name():
+    """URLs, hashes and sizes agree with what the installed libraries record themselves."""
+    import inspect
+    import re
+
+    import torchvision.models as tvm
+    from keras.src.applications import vgg16 as keras_vgg16
+
+    for name, weights in (("resnet18", tvm.ResNet18_Weights.IMAGENET1K_V1),
+                          ("vgg16", tvm.VGG16_Weights.IMAGENET1K_V1)):
+        (remote,) = assets.get_asset(name).online
+        assert remote.url == weights.url and remote.hash_kind == "sha256-prefix"
+        assert re.search(r"-([0-9a-f]{8})\.pth$", weights.url).group(1) == remote.digest
+        assert remote.size == f"{weights.meta['_file_size']:.1f} MB"
+    (remote,) = assets.get_asset("vgg16_keras").online
+    assert remote.url == keras_vgg16.WEIGHTS_PATH and remote.hash_kind == "md5"
+    source = inspect.getsource(keras_vgg16)
+    assert re.search(r'WEIGHTS_PATH,\s*cache_subdir="models",\s*file_hash="([0-9a-f]{32})"',
+                     source).group(1) == remote.digest
+    bert = {f.filename: f for f in assets.get_asset("bert_base_uncased").online}
+    assert all(re.search(r"/resolve/[0-9a-f]{40}/", f.url) for f in bert.values()), "pin a revision"
+    # bert-base-uncased's vocabulary is the offline MiniLM's, byte for byte: an independent check
+    assert assets.sha256_of(assets.asset_path("minilm") / "vocab.txt") == bert["vocab.txt"].digest
+
+
+def test_online_only_models_are_options_not_problems(cache, monkeypatch):
+    from xfer_helpers import env
+    monkeypatch.delenv(assets.ONLINE_ENV, raising=False)
+    rows = {r["name"]: r for r in assets.source_report()}
+    optional = [a.name for a in assets.ASSETS.values() if a.optional]
+    assert set(optional) == {"resnet18", "vgg16", "vgg16_keras", "bert_base_uncased"}
+    assert all(rows[n]["status"] == "option" for n in optional)
+    assert "44.7 MB" in rows["resnet18"]["source"] and "440.5 MB" in rows["bert_base_uncased"]["source"]
+    assert not [p for p, _ in env.collect(())["problems"] if any(n in p for n in optional)]
+    with pytest.raises(assets.AssetMissingError, match="xfer download resnet18"):
+        assets.asset_path("resnet18")
+
+
+@pytest.mark.network
+def test_xfer_download_fetches_a_model_and_doctor_then_finds_it(http_server, cache, monkeypatch, capsys):
+    from xfer_helpers import cli
+    root, base = http_server
+    payload = b"torchvision-style weights"
+    (root / "resnet18-00000000.pth").write_bytes(payload)
+    prefix = hashlib.sha256(payload).hexdigest()[:8]
+    local = assets.RemoteFile(base + "resnet18-00000000.pth", prefix, "resnet18-f37072fd.pth",
+                              hash_kind="sha256-prefix", size="1 kB")
+    asset = assets.get_asset("resnet18")
+    monkeypatch.setitem(assets.ASSETS, "resnet18", assets.Asset(**{**asset.__dict__, "online": (local,)}))
+    monkeypatch.setitem(assets.ONLINE_MODEL_FILES, "resnet18", (local,))
+    monkeypatch.delenv(assets.ONLINE_ENV, raising=False)
+    assert cli.main(["download", "resnet18"]) == 1
+    assert "XFER_ONLINE=1" in capsys.readouterr().err
+    monkeypatch.setenv(assets.ONLINE_ENV, "1")
+    assert cli.main(["download", "resnet18"]) == 0
+    assert (cache / "resnet18" / "resnet18-f37072fd.pth").read_bytes() == payload
+    assert {r["name"]: r["status"] for r in assets.source_report()}["resnet18"] == "ok"
+    assert assets.asset_path("resnet18") == cache / "resnet18"

