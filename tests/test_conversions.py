@@ -133,6 +133,72 @@ def test_timm_models_load_in_keras_hub_with_the_same_logits(architecture, tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet18", "vgg16"])
+def test_torchvision_files_load_in_both_frameworks_with_torchvisions_logits(name, tmp_path, monkeypatch):
+    """The course's loaders of the downloaded file (torchvision's state dict, under the registry's
+    file name): timm in PyTorch, keras-hub in Keras, both give torchvision's own logits."""
+    import torchvision
+
+    from xfer_helpers import assets
+    from xfer_helpers.keras.models import torchvision_cnn as keras_cnn
+    from xfer_helpers.pytorch.models import torchvision_cnn as torch_cnn
+    monkeypatch.setenv(assets.DATA_DIR_ENV, str(tmp_path))
+    torch.manual_seed(0)
+    reference = getattr(torchvision.models, name)(weights=None).eval()
+    with torch.no_grad():
+        for module in reference.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    (remote,) = assets.get_asset(name).online
+    (tmp_path / name).mkdir()
+    torch.save(reference.state_dict(), tmp_path / name / remote.filename)
+    x = np.random.default_rng(0).normal(size=(2, 224, 224, 3)).astype("float32")
+    expected = _torch_logits(reference, x)
+    assert _relative_difference(expected, _torch_logits(torch_cnn(name), x)) < TOLERANCE
+    assert _relative_difference(expected, np.asarray(keras_cnn(name)(x))) < TOLERANCE
+    assert (tmp_path / name / "keras-hub" / "config.json").is_file()   # converted once, kept
+    assert not [p for p in (tmp_path / name).iterdir() if p.name.startswith(".")], "temporary folder left"
+    # Can fail: a model that did not read the file (timm's own random weights) differs.
+    assert _relative_difference(expected, _torch_logits(
+        __import__("timm").create_model(name, pretrained=False).eval(), x)) > 100 * TOLERANCE
+
+
+@pytest.mark.slow
+def test_the_keras_vgg16_download_loads_in_keras_and_in_torchvision(keras_vgg16, tmp_path, monkeypatch):
+    """The file Keras Applications serves (Keras 2's HDF5 weights format, under its name), read by
+    the course's loader, then moved into torchvision's VGG16: the same logits."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from xfer_helpers import assets
+    from xfer_helpers.keras.models import vgg16_keras
+    model, x, expected = keras_vgg16
+    monkeypatch.setenv(assets.DATA_DIR_ENV, str(tmp_path))
+    (remote,) = assets.get_asset("vgg16_keras").online
+    (tmp_path / "vgg16_keras").mkdir()
+    with h5py.File(tmp_path / "vgg16_keras" / remote.filename, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    loaded = vgg16_keras()
+    assert _relative_difference(expected, np.asarray(loaded.predict_on_batch(x))) < TOLERANCE
+    torch_model = vgg16_from_keras(loaded).eval()
+    with torch.no_grad():
+        torch_logits = torch_model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+    assert _relative_difference(expected, torch_logits) < TOLERANCE
+
+
+def test_torchvision_cnn_names_the_download_when_the_file_is_missing(tmp_path, monkeypatch):
+    from xfer_helpers import assets
+    from xfer_helpers.pytorch.models import torchvision_cnn
+    monkeypatch.setenv(assets.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.delenv(assets.ONLINE_ENV, raising=False)
+    with pytest.raises(assets.AssetMissingError, match="xfer download vgg16"):
+        torchvision_cnn("vgg16")
+    with pytest.raises(ValueError, match="resnet18, vgg16"):
+        torchvision_cnn("resnet50")
+
+
+@pytest.mark.slow
 def test_chinese_bert_files_load_in_both_frameworks_with_the_same_outputs(tmp_path):
     """bert-base-chinese's architecture (12 layers, hidden 768, 21 128 pieces), random weights, saved as
     the hub has it (config.json, model.safetensors, vocab.txt, tokenizer files): the same ids and

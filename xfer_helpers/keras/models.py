@@ -6,6 +6,8 @@ Example:
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..env import import_tensorflow
 from ..pretrained import EFFICIENTNET_LITE0, ONLINE_TEXT_MODELS, efficientnet_keras_preset, text_model_dir
 
@@ -160,3 +162,55 @@ def timm_classifier(folder):
     """
     import keras_hub
     return keras_hub.models.ImageClassifier.from_preset(str(folder))
+
+
+def torchvision_cnn(name: str = "resnet18"):
+    """ResNet-18 or VGG16 with torchvision's ImageNet weights as a keras-hub ``ImageClassifier``.
+
+    The same downloaded file as ``xfer_helpers.pytorch.models.torchvision_cnn``, written once as a
+    timm preset under ``XFER_DATA_DIR/<name>/keras-hub`` and read by keras-hub's timm converter
+    (:func:`timm_classifier`): the same logits, channels last. keras-hub's own
+    ``resnet_18_imagenet`` preset is a different training recipe, not these weights.
+
+    Example:
+        >>> torchvision_cnn("resnet18")(x).shape   # doctest: +SKIP
+        TensorShape([2, 1000])
+    """
+    import shutil
+    import tempfile
+
+    from .. import assets
+    from ..pytorch.models import export_timm_preset
+    from ..pytorch.models import torchvision_cnn as torch_cnn
+    model = torch_cnn(name)                     # checks the name and that the file is there
+    folder = assets.asset_path(name) / "keras-hub"
+    if not (folder / "config.json").is_file():  # written whole under a temporary name, then renamed
+        tmp = Path(tempfile.mkdtemp(prefix=".keras-hub.", dir=folder.parent))
+        try:
+            export_timm_preset(model, tmp)
+            tmp.rename(folder)
+        except OSError:
+            if not (folder / "config.json").is_file():  # not another process that got there first
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return timm_classifier(folder)
+
+
+def vgg16_keras(classifier_activation=None):
+    """Keras Applications' ``VGG16`` with its ImageNet weights (the articles' model), from the download.
+
+    The weights were converted from Caffe: inputs are BGR, 0-255, Caffe means subtracted
+    (``keras.applications.vgg16.preprocess_input``). ``XFER_ONLINE=1 xfer download vgg16_keras``
+    fetches the file Keras itself would, checked by the MD5 in Keras' source. Logits out by
+    default (Keras ends in a softmax otherwise); ``xfer_helpers.pytorch.models.vgg16_from_keras``
+    puts the same weights into torchvision's VGG16.
+
+    Example:
+        >>> vgg16_keras().count_params()   # doctest: +SKIP
+        138357544
+    """
+    from .. import assets
+    (remote,) = assets.get_asset("vgg16_keras").online
+    weights = assets.asset_path("vgg16_keras") / remote.filename
+    return keras.applications.VGG16(weights=str(weights), classifier_activation=classifier_activation)

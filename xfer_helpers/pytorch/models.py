@@ -98,6 +98,32 @@ def export_timm_preset(model: torch.nn.Module, folder) -> Path:
     return folder
 
 
+# The articles' ImageNet CNNs: registry asset -> timm model whose checkpoint filter reads the file.
+TORCHVISION_CNNS = {"resnet18": "resnet18.tv_in1k", "vgg16": "vgg16.tv_in1k"}
+
+
+def torchvision_cnn(name: str = "resnet18", num_classes: int = 1000) -> torch.nn.Module:
+    """ResNet-18 or VGG16 (timm) with torchvision's ImageNet weights, from the downloaded file.
+
+    The file is torchvision's own (``XFER_ONLINE=1 xfer download resnet18``; timm's
+    ``resnet18.tv_in1k`` names the same file). timm maps its keys (for VGG16, torchvision's dense
+    ``classifier`` becomes timm's convolutional ``pre_logits``). A ``num_classes`` other than
+    1000 gets a new, random head. In eval mode; inputs are RGB with ImageNet's mean and std.
+
+    Example:
+        >>> torchvision_cnn("resnet18").num_features   # doctest: +SKIP
+        512
+    """
+    import timm
+    if name not in TORCHVISION_CNNS:
+        raise ValueError(f"name must be one of {', '.join(TORCHVISION_CNNS)}, got {name!r}")
+    (remote,) = assets.get_asset(name).online
+    weights = assets.asset_path(name) / remote.filename   # a clear error with the fix when missing
+    model = timm.create_model(TORCHVISION_CNNS[name], pretrained=True, num_classes=num_classes,
+                              pretrained_cfg_overlay={"file": str(weights)})
+    return model.eval()
+
+
 def _quiet_transformers() -> None:
     import transformers
     transformers.utils.logging.set_verbosity_error()
