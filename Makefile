@@ -46,7 +46,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $@
 
 # Fashion-MNIST: the Debian package when apt is available, else the copy in WHEELHOUSE,
-# else a sha256-checked download.
+# else a sha256-checked download; then any of the articles' models a WHEELHOUSE holds.
 data: $(STAMP)
 	@if [ -f $(FMNIST_DEB) ] || $(PY) -c "from xfer_helpers import assets; assets.asset_path('fashion_mnist')" 2>/dev/null; then \
 	  echo "Fashion-MNIST: present"; \
@@ -59,6 +59,7 @@ data: $(STAMP)
 	else \
 	  XFER_ONLINE=1 $(VENV)/bin/xfer download fashion_mnist; \
 	fi
+	$(if $(WHEELHOUSE),$(PY) scripts/wheelhouse.py install-models $(WHEELHOUSE))
 
 course: setup
 	$(PY) scripts/run_course.py
@@ -133,8 +134,9 @@ sandbox:
 
 # Offline installer for workshops (docs/workshop.md): wheels, Fashion-MNIST and the course in
 # one folder, $(WHEELHOUSE_OUT) (default wheelhouse/). Needs the network once.
+# MODELS=resnet18,vgg16,vgg16_keras,bert_base_uncased adds the articles' models (hash-checked downloads).
 wheelhouse: setup
-	$(PY) scripts/wheelhouse.py build $(WHEELHOUSE_OUT)
+	$(if $(MODELS),XFER_ONLINE=1) $(PY) scripts/wheelhouse.py build $(WHEELHOUSE_OUT) $(if $(MODELS),--models $(MODELS))
 
 clean-venv:
 	rm -rf $(VENV)

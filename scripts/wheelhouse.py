@@ -9,6 +9,8 @@ The folder holds:
 - ``wheels/``             a wheel for every pinned package (``requirements.lock``),
                           pip/setuptools/wheel themselves and this course's ``xfer_helpers``
 - ``data/fashion_mnist/`` the four original Fashion-MNIST files
+- ``data/<model>/``       optional: the articles' models named with ``--models`` (``make wheelhouse
+                          MODELS=resnet18,vgg16``), as their publishers serve them, hash-checked
 - ``course.tar.gz``       the course itself (notebooks, Makefile, ...) from ``git archive HEAD``
 - ``manifest.json``       size and sha256 of every file, and the Python/OS it was built for
 - ``README.txt``          the commands a participant types
@@ -18,6 +20,7 @@ Commands (``python3 scripts/wheelhouse.py --help``):
     build DIR         make the folder (needs the network once, and Fashion-MNIST installed)
     check DIR         is the folder complete and uncorrupted, and does it fit this computer?
     install-data DIR  copy Fashion-MNIST from the folder to where the course looks for it
+    install-models DIR  copy the models the folder holds (if any) to where the course looks for them
 
 Example:
     $ python3 scripts/wheelhouse.py build wheelhouse        # instructor, online
@@ -167,6 +170,74 @@ def copy_fashion_mnist(dest: Path) -> list[Path]:
     return copied
 
 
+def copy_models(data: Path, names: list[str]) -> list[Path]:
+    """Put the named online-only models (``xfer doctor`` lists them as options) into ``data/<name>/``.
+
+    A model already downloaded on this machine is copied; otherwise it is downloaded first
+    (``XFER_ONLINE=1``, as ``make wheelhouse MODELS=...`` sets). Every file is hash-checked.
+
+    Example:
+        >>> copy_models(Path("wheelhouse/data"), ["resnet18"])  # doctest: +SKIP
+        [PosixPath('wheelhouse/data/resnet18/resnet18-f37072fd.pth')]
+    """
+    from xfer_helpers import assets
+
+    options = sorted(name for name, asset in assets.ASSETS.items() if asset.optional)
+    copied = []
+    for name in names:
+        asset = assets.ASSETS.get(name.strip().lower().replace("-", "_"))
+        if asset is None or not asset.optional:
+            raise WheelhouseError(f"{name!r} is not one of the models a wheelhouse can carry: "
+                                  f"{', '.join(options)} (MODELS=resnet18,vgg16 for several).")
+        try:
+            source = asset.locate() or assets.download_asset(asset.name)
+        except (assets.OfflineError, assets.ChecksumError, OSError) as exc:
+            raise WheelhouseError(f"{asset.name} could not be downloaded: {exc}") from exc
+        for remote in asset.online:
+            if not remote.matches(source / remote.filename):
+                raise WheelhouseError(f"{source / remote.filename} does not match its {remote.hash_kind}; "
+                                      f"delete {source} and build again.")
+            (data / asset.name).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / remote.filename, data / asset.name / remote.filename)
+            copied.append(data / asset.name / remote.filename)
+    return copied
+
+
+def install_models(folder: Path) -> list[str]:
+    """Copy the models a wheelhouse holds into the course's data folder; return their names.
+
+    Each file is copied under a temporary name, hash-checked, then renamed, so a corrupt copy
+    leaves nothing behind. A wheelhouse without models installs none.
+
+    Example:
+        >>> install_models(Path("wheelhouse"))  # doctest: +SKIP
+        ['resnet18']
+    """
+    from xfer_helpers import assets
+
+    installed = []
+    for asset in (a for a in assets.ASSETS.values() if a.optional):
+        source = Path(folder) / "data" / asset.name
+        if not source.is_dir():
+            continue
+        target = assets.data_dir() / asset.name
+        target.mkdir(parents=True, exist_ok=True)
+        for remote in asset.online:
+            dest = target / remote.filename
+            if remote.matches(dest):
+                continue
+            if not (source / remote.filename).is_file():
+                raise WheelhouseError(f"{source / remote.filename} is missing; copy the wheelhouse again.")
+            tmp = dest.with_name(f".{remote.filename}.part")
+            shutil.copyfile(source / remote.filename, tmp)
+            if not remote.matches(tmp):
+                tmp.unlink()
+                raise WheelhouseError(f"{source / remote.filename} is corrupt; copy the wheelhouse again.")
+            os.replace(tmp, dest)
+        installed.append(asset.name)
+    return installed
+
+
 def archive_course(target: Path) -> bool:
     """Write the committed course (``git archive HEAD``) to ``target``; False outside git.
 
@@ -226,7 +297,7 @@ reports a corrupt or missing file, copy the folder again.
 
 
 def build(folder: Path, lock: Path = ROOT / "requirements.lock",
-          pip_args: tuple[str, ...] = ()) -> dict:
+          pip_args: tuple[str, ...] = (), models: tuple[str, ...] = ()) -> dict:
     """Build the wheelhouse in ``folder``; return its manifest.
 
     Example:
@@ -243,8 +314,9 @@ def build(folder: Path, lock: Path = ROOT / "requirements.lock",
                       - {"xfer-helpers"})
     _say(f"    {len(have)} wheels." + (f" Not pinned in {lock.name} (add them): {', '.join(unpinned)}"
                                         if unpinned else ""))
-    _say("2/4 Fashion-MNIST ...")
+    _say("2/4 Fashion-MNIST" + (f" and the models {', '.join(models)}" if models else "") + " ...")
     copy_fashion_mnist(folder / "data" / "fashion_mnist")
+    copy_models(folder / "data", list(models))
     _say("3/4 The course (git archive of the last commit) ...")
     if not archive_course(folder / "course.tar.gz"):
         _say("    skipped: this is not a git checkout. Participants need a copy of the course.")
@@ -335,21 +407,28 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("build", help="make the folder (online, on a computer like the participants')")
     p.add_argument("folder", type=Path)
     p.add_argument("--lock", type=Path, default=ROOT / "requirements.lock")
+    p.add_argument("--models", default="", help="comma-separated online-only models to add, "
+                   "e.g. resnet18,vgg16 (xfer doctor lists them as options)")
     p = sub.add_parser("check", help="check the folder against its manifest and this computer")
     p.add_argument("folder", type=Path)
     p.add_argument("--sizes-only", action="store_true", help="skip the sha256 check (faster)")
     p = sub.add_parser("install-data", help="copy Fashion-MNIST to where the course finds it")
     p.add_argument("folder", type=Path)
+    p = sub.add_parser("install-models", help="copy the folder's models (if any) to where the course finds them")
+    p.add_argument("folder", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
-            build(args.folder, args.lock)
+            build(args.folder, args.lock, models=tuple(m for m in args.models.split(",") if m.strip()))
         elif args.command == "check":
             started = time.monotonic()
             manifest = check(args.folder, verify_hashes=not args.sizes_only)
             _say(f"Wheelhouse OK: {len(manifest['files'])} files, "
                  f"{_gigabytes(manifest['total_bytes'])}, for Python {manifest['python']} on "
                  f"{manifest['platform']} (checked in {time.monotonic() - started:.0f} s).")
+        elif args.command == "install-models":
+            names = install_models(args.folder)
+            _say(f"Models installed: {', '.join(names)}" if names else "No models in this wheelhouse.")
         else:
             _say(f"Fashion-MNIST: installed in {install_data(args.folder)}")
     except WheelhouseError as exc:

@@ -133,6 +133,53 @@ def test_install_data_rejects_a_corrupt_file_and_leaves_nothing(tmp_path, monkey
     assert "t10k-labels-idx1-ubyte.gz" not in left and not any(n.endswith(".part") for n in left)
 
 
+# ----------------------------------------------------------------------------- models
+def _fake_model(monkeypatch, payload: bytes):
+    """resnet18 as a small file with a sha256-prefix digest, like torchvision's."""
+    import hashlib
+    remote = assets.RemoteFile("https://example.invalid/resnet18-x.pth",
+                               hashlib.sha256(payload).hexdigest()[:8], "resnet18-f37072fd.pth",
+                               hash_kind="sha256-prefix")
+    asset = assets.get_asset("resnet18")
+    monkeypatch.setitem(assets.ASSETS, "resnet18", assets.Asset(**{**asset.__dict__, "online": (remote,)}))
+    monkeypatch.setitem(assets.ONLINE_MODEL_FILES, "resnet18", (remote,))
+    return remote
+
+
+def test_models_travel_in_the_wheelhouse_and_install_hash_checked(tmp_path, monkeypatch):
+    payload = b"torchvision weights" * 100
+    remote = _fake_model(monkeypatch, payload)
+    monkeypatch.setenv(assets.DATA_DIR_ENV, str(tmp_path / "instructor"))
+    (tmp_path / "instructor" / "resnet18").mkdir(parents=True)
+    (tmp_path / "instructor" / "resnet18" / remote.filename).write_bytes(payload)
+    folder = tmp_path / "wh"
+    assert wh.copy_models(folder / "data", ["resnet18"]) == [folder / "data" / "resnet18" / remote.filename]
+
+    monkeypatch.setenv(assets.DATA_DIR_ENV, str(tmp_path / "participant"))
+    assert wh.install_models(tmp_path / "no-models") == []
+    with pytest.raises(assets.AssetMissingError):
+        assets.asset_path("resnet18")
+    assert wh.install_models(folder) == ["resnet18"]
+    assert (assets.asset_path("resnet18") / remote.filename).read_bytes() == payload
+
+    (assets.asset_path("resnet18") / remote.filename).unlink()      # a damaged stick
+    (folder / "data" / "resnet18" / remote.filename).write_bytes(payload[:-1] + b"!")
+    with pytest.raises(wh.WheelhouseError, match="is corrupt"):
+        wh.install_models(folder)
+    assert not list((tmp_path / "participant" / "resnet18").iterdir()), "a corrupt copy was left"
+
+
+def test_copy_models_names_the_options_and_needs_the_network_for_a_new_one(tmp_path, monkeypatch):
+    monkeypatch.setenv(assets.DATA_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(assets.ONLINE_ENV, raising=False)
+    with pytest.raises(wh.WheelhouseError, match="resnet18, vgg16"):
+        wh.copy_models(tmp_path / "data", ["resnet50"])
+    with pytest.raises(wh.WheelhouseError, match="fashion_mnist.*not one of"):
+        wh.copy_models(tmp_path / "data", ["fashion_mnist"])
+    with pytest.raises(wh.WheelhouseError, match="vgg16 could not be downloaded.*XFER_ONLINE=1"):
+        wh.copy_models(tmp_path / "data", ["vgg16"])
+
+
 # ----------------------------------------------------------------------------- Makefile
 def test_make_setup_with_a_wheelhouse_installs_with_no_index(tmp_path):
     if shutil.which("make") is None:
