@@ -204,15 +204,22 @@ def test_data_dir_follows_the_environment(tmp_path, monkeypatch):
 def test_online_text_model_needs_online_mode(monkeypatch, tmp_path):
     from xfer_helpers import pretrained
     monkeypatch.delenv(assets.ONLINE_ENV, raising=False)
-    with pytest.raises(assets.OfflineError, match="minilm"):
+    monkeypatch.setenv(assets.DATA_DIR_ENV, str(tmp_path))
+    with pytest.raises(assets.OfflineError, match=r"minilm.*440\.5 MB|440\.5 MB.*minilm"):
         pretrained.text_model_dir("bert-base-uncased")
     with pytest.raises(KeyError, match="distilbert-base-uncased"):
         pretrained.text_model_dir("gpt-7")
     monkeypatch.setenv(assets.ONLINE_ENV, "1")
-    monkeypatch.setenv(assets.DATA_DIR_ENV, str(tmp_path))
     monkeypatch.delenv("HF_HOME", raising=False)
-    assert pretrained.text_model_dir("bert-base-uncased") == "bert-base-uncased"
+    assert pretrained.text_model_dir("distilbert-base-uncased") == "distilbert-base-uncased"
     assert os.environ["HF_HOME"] == str(tmp_path / "huggingface")
+    # bert-base-uncased is the registry's folder, offline too once it is there
+    monkeypatch.delenv(assets.ONLINE_ENV)
+    folder = tmp_path / "bert_base_uncased"
+    folder.mkdir()
+    for remote in assets.get_asset("bert_base_uncased").online:
+        (folder / remote.filename).write_text("x")
+    assert pretrained.text_model_dir("bert-base-uncased") == str(folder)
 
 
 # ---------------------------------------------------------------- the articles' models (online only)

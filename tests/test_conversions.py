@@ -199,6 +199,56 @@ def test_torchvision_cnn_names_the_download_when_the_file_is_missing(tmp_path, m
 
 
 @pytest.mark.slow
+def test_the_bert_base_download_loads_in_both_frameworks_with_the_same_outputs(tmp_path, monkeypatch):
+    """bert-base-uncased's files as the hub has them at the registry's revision: config.json, vocab.txt
+    (the offline MiniLM's, which is the same file) and pytorch_model.bin holding BertForPreTraining's
+    state dict in the original checkpoint's names ("bert." prefix, LayerNorm gamma/beta). Random
+    weights, 2 of the 12 layers (the loaders read the number from config.json). The course's
+    loaders give the same token ids and hidden states in PyTorch and Keras."""
+    import shutil
+
+    from transformers import BertConfig, BertForPreTraining
+
+    from xfer_helpers import assets
+    from xfer_helpers.keras import models as keras_models
+    from xfer_helpers.pytorch import models as torch_models
+    monkeypatch.setenv(assets.DATA_DIR_ENV, str(tmp_path))
+    folder = tmp_path / "bert_base_uncased"
+    folder.mkdir()
+    shutil.copyfile(assets.asset_path("minilm") / "vocab.txt", folder / "vocab.txt")
+    torch.manual_seed(0)
+    config = BertConfig(num_hidden_layers=2)                      # bert-base's sizes otherwise
+    (folder / "config.json").write_text(config.to_json_string())
+    state = BertForPreTraining(config).state_dict()
+    state = {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+             for k, v in state.items()}
+    assert any(k.startswith("bert.") for k in state) and any(k.startswith("cls.") for k in state)
+    torch.save(state, folder / "pytorch_model.bin")
+
+    texts = ["@united thanks for the upgrade!", "My bag is lost. Again."]
+    encoded = torch_models.minilm_tokenizer("bert-base-uncased")(texts, padding="max_length",
+                                                                max_length=16, return_tensors="np")
+    ids, mask = encoded["input_ids"], encoded["attention_mask"]
+    keras_ids = np.asarray(keras_models.minilm_tokenizer("bert-base-uncased", sequence_length=16)(texts)["token_ids"])
+    assert keras_ids.tolist() == ids.tolist()
+    with torch.no_grad():
+        torch_hidden = torch_models.minilm_encoder("bert-base-uncased")(
+            input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state.numpy()
+    keras_hidden = np.asarray(keras_models.minilm_encoder("bert-base-uncased")(
+        {"token_ids": ids.astype("int32"), "padding_mask": mask.astype("int32"),
+         "segment_ids": np.zeros_like(ids, "int32")})["sequence_output"])
+    real = mask.astype(bool)
+    assert torch_hidden.shape == (2, 16, 768)
+    assert np.abs(torch_hidden - keras_hidden)[real].max() < 1e-2      # the course's parity tolerance
+    # Can fail: the same architecture with other random weights is far away.
+    other = BertForPreTraining(config).bert.eval()
+    with torch.no_grad():
+        far = other(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state.numpy()
+    assert np.abs(torch_hidden - far)[real].max() > 0.5
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")], "temporary folder left"
+
+
+@pytest.mark.slow
 def test_chinese_bert_files_load_in_both_frameworks_with_the_same_outputs(tmp_path):
     """bert-base-chinese's architecture (12 layers, hidden 768, 21 128 pieces), random weights, saved as
     the hub has it (config.json, model.safetensors, vocab.txt, tokenizer files): the same ids and

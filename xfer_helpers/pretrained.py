@@ -71,7 +71,11 @@ def normalize_for_efficientnet(images: np.ndarray) -> np.ndarray:
 
 
 def text_model_dir(name: str = "minilm") -> str:
-    """Local folder (offline MiniLM) or hub name (online) of a BERT-family checkpoint.
+    """Local folder (offline MiniLM, downloaded BERT-base) or hub name (online) of a BERT-family checkpoint.
+
+    ``"bert-base-uncased"`` is the registry's ``bert_base_uncased``: the hub's files at a fixed
+    revision, sha256-checked, downloaded on first use when ``XFER_ONLINE=1`` (or beforehand with
+    ``xfer download bert_base_uncased``). ``"distilbert-base-uncased"`` comes from the hub client.
 
     Example:
         >>> Path(text_model_dir()).name
@@ -80,15 +84,58 @@ def text_model_dir(name: str = "minilm") -> str:
     if name in ("minilm", "all-MiniLM-L6-v2"):
         return str(assets.asset_path("minilm"))
     if name in ONLINE_TEXT_MODELS:
-        if not assets.online_allowed():
+        asset = assets.get_asset("bert_base_uncased")
+        here = name == "bert-base-uncased" and asset.locate() is not None
+        if not here and not assets.online_allowed():
             raise assets.OfflineError(
-                f"{name!r} is downloaded from the Hugging Face hub, but online mode is off. "
-                f"Use 'minilm' (installed offline), or  export {assets.ONLINE_ENV}=1")
+                f"{name!r} is a download ({asset.download_size if name == 'bert-base-uncased' else 'from the hub'}), "
+                f"but online mode is off. Use 'minilm' (installed offline), or  export {assets.ONLINE_ENV}=1")
+        if name == "bert-base-uncased":
+            return str(assets.asset_path("bert_base_uncased"))
         # Hub downloads go to the course's one cache folder. The hub client checks
         # each weight file against the sha256 the hub publishes for it.
         os.environ.setdefault("HF_HOME", str(assets.data_dir() / "huggingface"))
         return name
     raise KeyError(f"Unknown text model {name!r}. Valid names: minilm, {', '.join(ONLINE_TEXT_MODELS)}")
+
+
+def bert_keras_preset(name: str = "bert-base-uncased") -> Path:
+    """The downloaded BERT-base files as a folder keras-hub reads: the same weights as PyTorch's.
+
+    The hub's ``pytorch_model.bin`` becomes ``model.safetensors`` (the encoder only: the
+    pre-training heads are left out), next to the same ``config.json`` and ``vocab.txt`` and a
+    ``tokenizer_config.json`` saying the vocabulary is lower-case. Converted once, in a separate
+    Python process (so a Keras session never imports PyTorch), under ``XFER_DATA_DIR``, written
+    under a temporary name and renamed when complete.
+    """
+    if name != "bert-base-uncased":
+        raise ValueError(f"Only 'bert-base-uncased' is converted for keras-hub, not {name!r}")
+    source = Path(text_model_dir(name))
+    target = source / "keras-hub"
+    if (target / "model.safetensors").is_file():
+        return target
+    tmp = Path(tempfile.mkdtemp(prefix=".keras-hub.", dir=source))
+    try:
+        code = ("import torch; from safetensors.torch import save_file; "
+                f"weights = torch.load({str(source / 'pytorch_model.bin')!r}, map_location='cpu', weights_only=True); "
+                "save_file({k: v.clone().contiguous() for k, v in weights.items() if not k.startswith('cls.')}, "
+                f"{str(tmp / 'model.safetensors')!r})")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                env=dict(os.environ, PYTHONWARNINGS="ignore"))
+        if result.returncode != 0:
+            raise RuntimeError(f"Converting {source / 'pytorch_model.bin'} for keras-hub failed:\n"
+                               f"{result.stderr[-2000:]}")
+        for file in ("config.json", "vocab.txt"):
+            shutil.copyfile(source / file, tmp / file)
+        (tmp / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
+        os.replace(tmp, target)
+    except OSError:
+        if not (target / "model.safetensors").is_file():   # not another process that got there first
+            raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 def efficientnet_keras_preset() -> Path:

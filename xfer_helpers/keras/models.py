@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..env import import_tensorflow
-from ..pretrained import EFFICIENTNET_LITE0, ONLINE_TEXT_MODELS, efficientnet_keras_preset, text_model_dir
+from ..pretrained import (EFFICIENTNET_LITE0, ONLINE_TEXT_MODELS, bert_keras_preset,
+                          efficientnet_keras_preset, text_model_dir)
 
 import_tensorflow()  # quiet TensorFlow's start-up logs before Keras loads it
 
@@ -87,19 +88,23 @@ def efficientnet_lite0(num_classes: int = 1000, pretrained: bool = True, dropout
 
 
 def keras_text_model_dir(name: str = "minilm") -> str:
-    """The offline MiniLM folder for keras-hub; a clear error for the hub names only PyTorch loads.
+    """The offline MiniLM folder, or the downloaded BERT-base converted for keras-hub.
+
+    ``"bert-base-uncased"`` is the registry's download (``XFER_ONLINE=1``), the same weights as the
+    PyTorch helpers load (:func:`xfer_helpers.pretrained.bert_keras_preset`); the other hub names
+    are for PyTorch only.
 
     Example:
-        >>> keras_text_model_dir("bert-base-uncased")
+        >>> keras_text_model_dir("distilbert-base-uncased")
         Traceback (most recent call last):
         ...
-        ValueError: The Keras helpers load only the offline MiniLM ('minilm'), not 'bert-base-uncased'. For BERT-base in Keras, use keras_hub.models.BertBackbone.from_preset('bert_base_en_uncased') (downloaded from Kaggle), or the PyTorch helpers with 'bert-base-uncased'.
+        ValueError: The Keras helpers load 'minilm' and 'bert-base-uncased', not 'distilbert-base-uncased'. Use the PyTorch helpers with 'distilbert-base-uncased'.
     """
+    if name == "bert-base-uncased":
+        return str(bert_keras_preset(name))
     if name in ONLINE_TEXT_MODELS:
-        raise ValueError(
-            f"The Keras helpers load only the offline MiniLM ('minilm'), not {name!r}. For BERT-base in "
-            "Keras, use keras_hub.models.BertBackbone.from_preset('bert_base_en_uncased') (downloaded from "
-            f"Kaggle), or the PyTorch helpers with {name!r}.")
+        raise ValueError(f"The Keras helpers load 'minilm' and 'bert-base-uncased', not {name!r}. "
+                         f"Use the PyTorch helpers with {name!r}.")
     return text_model_dir(name)
 
 
