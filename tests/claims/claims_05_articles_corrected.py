@@ -1,6 +1,6 @@
 """Claims of course/05_articles_corrected.ipynb, checked against the numbers its lite run saved."""
 KEYS = {"precision_recall", "api_errors", "validation_leak", "losses", "dropout", "reinitialised",
-        "normalisation", "batchnorm", "keras_batchnorm_moved", "bert_head"}
+        "normalisation", "batchnorm", "keras_batchnorm_moved", "bert_head", "models"}
 
 
 def check(result: dict) -> None:
@@ -54,3 +54,11 @@ def check(result: dict) -> None:
     head = result["bert_head"]
     assert head["tokens"] != head["hidden"] == 384, head
     assert all(head["errors"].values()) and head["corrected_shape"] == [1, 2], head
+
+    # §9 VGG16's convolutional part: about forty times Lite0's multiply-adds and four times its
+    # parameters; ResNet-18 in between. (Counts, not timings: the times are single measurements.)
+    models = {row["model"]: row for row in result["models"]}
+    vgg, resnet, lite0 = models["VGG16"], models["ResNet-18"], models["EfficientNet-Lite0"]
+    assert 35 <= vgg["macs"] / lite0["macs"] <= 45 and 3.5 <= vgg["parameters"] / lite0["parameters"] <= 5, models
+    assert lite0["macs"] < resnet["macs"] < vgg["macs"] and lite0["parameters"] < resnet["parameters"] < vgg["parameters"]
+    assert all(row[key] > 0 for row in models.values() for key in ("PyTorch step", "Keras step")), models
