@@ -157,16 +157,19 @@ def timm_classifier(folder):
     """A timm classifier folder (``config.json`` + ``model.safetensors``) as a keras-hub ``ImageClassifier``.
 
     The folder is what the hub serves, or what ``xfer_helpers.pytorch.models.export_timm_preset``
-    writes. Call the model on normalised images, channels last: ``model(x)`` gives the same logits
-    as the timm model on ``x.transpose(0, 3, 1, 2)``. (``model.predict(x)`` would first run the
-    preset's own image converter on ``x``.)
+    writes. Give it normalised images, channels last: it returns the same logits as the timm model on
+    ``x.transpose(0, 3, 1, 2)``, through ``model(x)`` and through ``fit``, ``predict`` and the
+    ``*_on_batch`` methods alike. (keras-hub attaches the preset's preprocessor, which in those
+    methods resizes every batch to the preset's 224 px and normalises it again; it is removed here.)
 
     Example:
         >>> timm_classifier("resnet18_preset")(x).shape   # doctest: +SKIP
         TensorShape([2, 1000])
     """
     import keras_hub
-    return keras_hub.models.ImageClassifier.from_preset(str(folder))
+    model = keras_hub.models.ImageClassifier.from_preset(str(folder))
+    model.preprocessor = None
+    return model
 
 
 def torchvision_cnn(name: str = "resnet18"):
