@@ -11,7 +11,7 @@ read from each notebook's ``build/results/<chapter>.json``) is printed and
     python scripts/run_course.py --build /tmp/site course/00_concepts.ipynb
 
 Run on the whole course, it first measures the machine's speed (xfer_helpers.speed, about
-20 s) and says how many minutes the course should take; XFER_ESTIMATE=0 skips that.
+45 s) and says how many minutes the course should take; XFER_ESTIMATE=0 skips that.
 """
 from __future__ import annotations
 
@@ -116,8 +116,8 @@ def run_notebook(path: Path, build: Path = BUILD, timeout: int = 1800) -> dict:
 
 
 def estimate() -> None:
-    """Measure this machine's speed (about 20 s) and say how long the course will take here."""
-    print("How fast is this machine? (about 20 s; XFER_ESTIMATE=0 skips this)", flush=True)
+    """Measure this machine's speed (about 45 s) and say how long the course will take here."""
+    print("How fast is this machine? (about 45 s; XFER_ESTIMATE=0 skips this)", flush=True)
     try:
         subprocess.run([sys.executable, "-m", "xfer_helpers.speed"], check=True, timeout=300)
     except (OSError, subprocess.SubprocessError) as exc:   # an estimate is a nicety, not a need

@@ -159,12 +159,17 @@ def copy_fashion_mnist(dest: Path) -> list[Path]:
         raise WheelhouseError(
             "Fashion-MNIST is not installed on this machine, so it cannot go into the "
             f"wheelhouse.\nFix: {asset.fix}")
+    return _copy_checked(assets.FASHION_MNIST_FILES, source, dest, "reinstall Fashion-MNIST")
+
+
+def _copy_checked(remotes, source: Path, dest: Path, fix: str) -> list[Path]:
+    """Copy each remote's file from ``source`` into ``dest`` after checking its hash on this machine."""
     dest.mkdir(parents=True, exist_ok=True)
     copied = []
-    for remote in assets.FASHION_MNIST_FILES:
-        if assets.sha256_of(source / remote.filename, gunzip=True) != remote.digest:
+    for remote in remotes:
+        if not remote.matches(source / remote.filename):
             raise WheelhouseError(f"{source / remote.filename} does not match its recorded "
-                                  "sha256; reinstall Fashion-MNIST and build again.")
+                                  f"{remote.hash_kind}; {fix} and build again.")
         shutil.copyfile(source / remote.filename, dest / remote.filename)
         copied.append(dest / remote.filename)
     return copied
@@ -193,13 +198,7 @@ def copy_models(data: Path, names: list[str]) -> list[Path]:
             source = asset.locate() or assets.download_asset(asset.name)
         except (assets.OfflineError, assets.ChecksumError, OSError) as exc:
             raise WheelhouseError(f"{asset.name} could not be downloaded: {exc}") from exc
-        for remote in asset.online:
-            if not remote.matches(source / remote.filename):
-                raise WheelhouseError(f"{source / remote.filename} does not match its {remote.hash_kind}; "
-                                      f"delete {source} and build again.")
-            (data / asset.name).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source / remote.filename, data / asset.name / remote.filename)
-            copied.append(data / asset.name / remote.filename)
+        copied += _copy_checked(asset.online, source, data / asset.name, f"delete {source}")
     return copied
 
 
@@ -220,22 +219,30 @@ def install_models(folder: Path) -> list[str]:
         source = Path(folder) / "data" / asset.name
         if not source.is_dir():
             continue
-        target = assets.data_dir() / asset.name
-        target.mkdir(parents=True, exist_ok=True)
-        for remote in asset.online:
-            dest = target / remote.filename
-            if remote.matches(dest):
-                continue
-            if not (source / remote.filename).is_file():
-                raise WheelhouseError(f"{source / remote.filename} is missing; copy the wheelhouse again.")
-            tmp = dest.with_name(f".{remote.filename}.part")
-            shutil.copyfile(source / remote.filename, tmp)
-            if not remote.matches(tmp):
-                tmp.unlink()
-                raise WheelhouseError(f"{source / remote.filename} is corrupt; copy the wheelhouse again.")
-            os.replace(tmp, dest)
+        _install_checked(asset.online, source, assets.data_dir() / asset.name)
         installed.append(asset.name)
     return installed
+
+
+def _install_checked(remotes, source: Path, target: Path) -> None:
+    """Copy each remote's file from the wheelhouse folder ``source`` into ``target``, hash-checked.
+
+    A file already there and whole is kept. Each copy goes under a temporary name, is checked,
+    then renamed, so a corrupt copy leaves nothing behind.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    for remote in remotes:
+        dest = target / remote.filename
+        if remote.matches(dest):
+            continue
+        if not (source / remote.filename).is_file():
+            raise WheelhouseError(f"{source / remote.filename} is missing; copy the wheelhouse again.")
+        tmp = dest.with_name(f".{remote.filename}.part")
+        shutil.copyfile(source / remote.filename, tmp)
+        if not remote.matches(tmp):
+            tmp.unlink()
+            raise WheelhouseError(f"{source / remote.filename} is corrupt; copy the wheelhouse again.")
+        os.replace(tmp, dest)
 
 
 def archive_course(target: Path) -> bool:
@@ -381,21 +388,8 @@ def install_data(folder: Path) -> Path:
     """
     from xfer_helpers import assets
 
-    source = Path(folder) / "data" / "fashion_mnist"
     target = assets.data_dir() / "fashion_mnist"
-    target.mkdir(parents=True, exist_ok=True)
-    for remote in assets.FASHION_MNIST_FILES:
-        dest = target / remote.filename
-        if dest.exists() and assets.sha256_of(dest, gunzip=True) == remote.digest:
-            continue
-        if not (source / remote.filename).is_file():
-            raise WheelhouseError(f"{source / remote.filename} is missing; copy the wheelhouse again.")
-        tmp = dest.with_name(f".{remote.filename}.part")
-        shutil.copyfile(source / remote.filename, tmp)
-        if assets.sha256_of(tmp, gunzip=True) != remote.digest:
-            tmp.unlink()
-            raise WheelhouseError(f"{source / remote.filename} is corrupt; copy the wheelhouse again.")
-        os.replace(tmp, dest)
+    _install_checked(assets.FASHION_MNIST_FILES, Path(folder) / "data" / "fashion_mnist", target)
     return target
 
 

@@ -25,6 +25,7 @@ import hashlib
 import importlib.util
 import os
 import re
+import shutil
 import tempfile
 import urllib.request
 from dataclasses import dataclass, field
@@ -381,6 +382,40 @@ def fetch(remote: RemoteFile, folder: Path, progress: bool = True) -> Path:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def build_folder(target: Path, fill: Callable[[Path], None], ready: Callable[[Path], bool]) -> Path:
+    """Make the folder ``target`` with ``fill(folder)`` unless ``ready(target)`` already holds.
+
+    ``fill`` writes into an empty folder under a temporary name next to ``target``, which is
+    renamed only when ``fill`` returns: an interrupted conversion leaves no half-written folder,
+    and two processes that build at once both end up with a whole one. A folder that is there
+    but not ready (an older version, a damaged one) is replaced.
+
+    Example:
+        >>> import tempfile
+        >>> home = Path(tempfile.mkdtemp())
+        >>> made = build_folder(home / "preset", lambda d: (d / "config.json").write_text("{}"),
+        ...                     lambda d: (d / "config.json").is_file())
+        >>> sorted(p.name for p in home.iterdir())
+        ['preset']
+    """
+    target = Path(target)
+    if ready(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        fill(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except OSError:
+        if not ready(target):   # unless another process got there first
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 def verify_offline(name: str) -> bool:

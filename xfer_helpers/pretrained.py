@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -111,31 +110,26 @@ def bert_keras_preset(name: str = "bert-base-uncased") -> Path:
     if name != "bert-base-uncased":
         raise ValueError(f"Only 'bert-base-uncased' is converted for keras-hub, not {name!r}")
     source = Path(text_model_dir(name))
-    target = source / "keras-hub"
-    if (target / "model.safetensors").is_file():
-        return target
-    tmp = Path(tempfile.mkdtemp(prefix=".keras-hub.", dir=source))
-    try:
+
+    def fill(folder: Path) -> None:
         code = ("import torch; from safetensors.torch import save_file; "
                 f"weights = torch.load({str(source / 'pytorch_model.bin')!r}, map_location='cpu', weights_only=True); "
                 "save_file({k: v.clone().contiguous() for k, v in weights.items() if not k.startswith('cls.')}, "
-                f"{str(tmp / 'model.safetensors')!r})")
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                env=dict(os.environ, PYTHONWARNINGS="ignore"))
-        if result.returncode != 0:
-            raise RuntimeError(f"Converting {source / 'pytorch_model.bin'} for keras-hub failed:\n"
-                               f"{result.stderr[-2000:]}")
+                f"{str(folder / 'model.safetensors')!r})")
+        _run_python(code, f"Converting {source / 'pytorch_model.bin'} for keras-hub")
         for file in ("config.json", "vocab.txt"):
-            shutil.copyfile(source / file, tmp / file)
-        (tmp / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
-        os.replace(tmp, target)
-    except OSError:
-        if not (target / "model.safetensors").is_file():   # not another process that got there first
-            raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+            shutil.copyfile(source / file, folder / file)
+        (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
+
+    return assets.build_folder(source / "keras-hub", fill, lambda d: (d / "model.safetensors").is_file())
+
+
+def _run_python(code: str, what: str) -> None:
+    """Run ``code`` in a separate Python process (PyTorch stays out of this one); fail with its error."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{result.stderr[-2000:]}")
 
 
 def efficientnet_keras_preset() -> Path:
@@ -147,31 +141,21 @@ def efficientnet_keras_preset() -> Path:
     under a temporary name and renamed when complete.
     """
     source = assets.asset_path("efficientnet_lite0")
-    target = assets.data_dir() / "presets" / "efficientnet_lite0_timm"
-    stamp = target / "source.sha256"
     expected = assets.OFFLINE_SHA256["efficientnet_lite0"]
-    if stamp.exists() and stamp.read_text().strip() == expected:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".efficientnet_lite0.", dir=target.parent))
-    try:
-        code = ("from xfer_helpers.pytorch.models import export_timm_safetensors; "
-                f"export_timm_safetensors({str(tmp / 'model.safetensors')!r})")
-        env = dict(os.environ, PYTHONWARNINGS="ignore")
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-        if result.returncode != 0:
-            raise RuntimeError(f"Converting the EfficientNet-Lite0 weights from {source} failed:\n"
-                               f"{result.stderr[-2000:]}")
+
+    def fill(folder: Path) -> None:
+        _run_python("from xfer_helpers.pytorch.models import export_timm_safetensors; "
+                    f"export_timm_safetensors({str(folder / 'model.safetensors')!r})",
+                    f"Converting the EfficientNet-Lite0 weights from {source}")
         config = {"architecture": "efficientnet_lite0", "num_classes": 1000, "num_features": 1280,
                   "pretrained_cfg": {"classifier": "classifier", "input_size": [3, 224, 224],
                                      "mean": list(EFFICIENTNET_LITE0["mean"]),
                                      "std": list(EFFICIENTNET_LITE0["std"])}}
-        (tmp / "config.json").write_text(json.dumps(config, indent=1))
-        (tmp / "source.sha256").write_text(expected)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+        (folder / "config.json").write_text(json.dumps(config, indent=1))
+        (folder / "source.sha256").write_text(expected)
+
+    def ready(folder: Path) -> bool:   # converted from the weights the registry has now
+        stamp = folder / "source.sha256"
+        return stamp.is_file() and stamp.read_text().strip() == expected
+
+    return assets.build_folder(assets.data_dir() / "presets" / "efficientnet_lite0_timm", fill, ready)

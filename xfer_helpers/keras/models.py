@@ -184,24 +184,13 @@ def torchvision_cnn(name: str = "resnet18"):
         >>> torchvision_cnn("resnet18")(x).shape   # doctest: +SKIP
         TensorShape([2, 1000])
     """
-    import shutil
-    import tempfile
-
     from .. import assets
     from ..pytorch.models import export_timm_preset
     from ..pytorch.models import torchvision_cnn as torch_cnn
     model = torch_cnn(name)                     # checks the name and that the file is there
-    folder = assets.asset_path(name) / "keras-hub"
-    if not (folder / "config.json").is_file():  # written whole under a temporary name, then renamed
-        tmp = Path(tempfile.mkdtemp(prefix=".keras-hub.", dir=folder.parent))
-        try:
-            export_timm_preset(model, tmp)
-            tmp.rename(folder)
-        except OSError:
-            if not (folder / "config.json").is_file():  # not another process that got there first
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    folder = assets.build_folder(assets.asset_path(name) / "keras-hub",
+                                 lambda folder: export_timm_preset(model, folder),
+                                 lambda folder: (folder / "config.json").is_file())
     return timm_classifier(folder)
 
 
