@@ -92,3 +92,26 @@ def test_markdown_tables_show_every_notebook_and_job_of_the_example_report():
                            str(ROOT / "benchmarks" / "example-report.json")], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == tables
+
+
+def test_the_calibration_steps_take_turns_and_keep_each_best_round(monkeypatch):
+    """xfer_helpers.speed: warm-ups first, then one round of every step in turn; best = fastest."""
+    from xfer_helpers import speed
+
+    calls, clock = [], iter(range(1000))
+    monkeypatch.setattr(speed.time, "perf_counter", lambda: next(clock))   # each step takes 1 tick...
+    slow_once = {"b": 2}
+
+    def step(name):
+        def run():
+            calls.append(name)
+            if name == "b" and len(calls) > 4 and slow_once["b"]:   # ...except b's first timed rounds
+                slow_once["b"] -= 1
+                next(clock)
+        return run
+
+    speeds = speed._best_throughputs({"a": (step("a"), 10.0), "b": (step("b"), 5.0)}, rounds=3, warmup=2)
+    assert calls == ["a", "a", "b", "b"] + ["a", "b"] * 3
+    assert speeds["a"] == [10.0, 10.0, 10.0]
+    assert speeds["b"] == [2.5, 2.5, 5.0] and max(speeds["b"]) == 5.0
+    assert round(speed.speed_index({k: 2 * v for k, v in speed.REFERENCE.items()}), 6) == 2.0
