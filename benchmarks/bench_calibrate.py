@@ -2,7 +2,8 @@
 
 Three training steps at the lite sizes (batch 32): PyTorch EfficientNet-Lite0 at 64 px, PyTorch
 and Keras MiniLM at 64 tokens; the steps take turns, and each figure is the best of ``rounds``
-single steps, divided by the README machine's figure; a geometric mean combines them. Run it three times on an idle machine to see how steady it is:
+single steps, divided by the README machine's figure; a geometric mean combines them.
+Run it three times on an idle machine to see how steady it is:
 ``for i in 1 2 3; do python benchmarks/run.py calibrate; done``.
 
 Run alone: ``python benchmarks/bench_calibrate.py``.

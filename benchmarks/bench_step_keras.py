@@ -9,20 +9,23 @@
 
 One step = ``model.train_on_batch`` (a compiled ``tf.function``: forward, loss,
 gradients, optimizer step). Two untimed warm-up steps (the first one traces the
-graph), then the median of ``steps`` timed steps, on the same batch shapes as
+graph; it is timed on its own for ``xla``), then the median of ``steps`` timed steps, on the same batch shapes as
 the PyTorch benchmark.
 
 Variants (``variant`` in each row): ``fp32`` always; on a GPU also ``amp``, Keras's
 ``mixed_float16`` policy (the models are built after it is set; ``compile`` adds the
 loss-scale optimizer). On a CPU only ``fp32`` runs unless ``XFER_BENCH_VARIANTS``
 lists ``amp`` too (then ``mixed_bfloat16``). XLA (``jit_compile``) is left at Keras's
-default, which is off on a CPU and on for a GPU.
+default, which is off on a CPU and on for a GPU; ``XFER_BENCH_VARIANTS=fp32,xla`` adds the
+``xla`` variant (float32, ``jit_compile=True``) and its first step, the one that compiles (XLA
+compiles again for every new input shape; chapter 02's length-grouped batches have dozens).
 
 Run alone: ``python benchmarks/bench_step_keras.py``.
 """
 from __future__ import annotations
 
 import json
+import time
 
 from timing import median_step_seconds   # benchmarks/timing.py
 
@@ -48,14 +51,19 @@ def run(steps: int = 8, batch_size: int = 32, seed: int = 0) -> list[dict]:
     rows = []
 
     def job(name, make_model, inputs, labels, per_step, unit, shape):
-        for variant in [v for v in variants_for(name, on_gpu) if v in ("fp32", "amp")]:
-            policy = "float32" if variant == "fp32" else "mixed_float16" if on_gpu else "mixed_bfloat16"
+        for variant in [v for v in variants_for(name, on_gpu, opt_in=("xla",)) if v in ("fp32", "amp", "xla")]:
+            policy = "mixed_float16" if variant == "amp" and on_gpu else "mixed_bfloat16" if variant == "amp" \
+                else "float32"
             keras.mixed_precision.set_global_policy(policy)
             keras.utils.set_random_seed(seed)
             model = make_model()
             model.compile(optimizer=keras.optimizers.AdamW(1e-4),
-                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-            seconds = median_step_seconds(lambda: model.train_on_batch(inputs, labels), steps)
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          **({"jit_compile": True} if variant == "xla" else {}))
+            start = time.perf_counter()
+            model.train_on_batch(inputs, labels)      # the first step traces (and with XLA compiles)
+            first_step = time.perf_counter() - start
+            seconds = median_step_seconds(lambda: model.train_on_batch(inputs, labels), steps, warmup=1)
             keras.mixed_precision.set_global_policy("float32")
             suffix = "" if variant == "fp32" else "_" + variant
             common = {"job": name, "framework": "Keras", "variant": variant, "policy": policy,
@@ -63,6 +71,8 @@ def run(steps: int = 8, batch_size: int = 32, seed: int = 0) -> list[dict]:
             rows.append({"name": f"keras_{name}{suffix}_step_s", "value": seconds, "unit": "s", **common})
             rows.append({"name": f"keras_{name}{suffix}_throughput", "value": per_step / seconds, "unit": unit,
                          **common})
+            if variant == "xla":   # XLA compiles each new input shape: that cost, beside the step it buys
+                rows.append({"name": f"keras_{name}_xla_first_step_s", "value": first_step, "unit": "s", **common})
             del model
             keras.backend.clear_session()
 

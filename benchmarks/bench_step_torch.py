@@ -34,10 +34,15 @@ from timing import median_step_seconds   # benchmarks/timing.py
 
 GPU_VARIANTS = {"cnn": ["fp32", "amp", "amp+channels_last", "amp+channels_last+compile"],
                 "text": ["fp32", "amp", "amp+compile"]}
+# Variants one framework has (Keras's XLA): run only when XFER_BENCH_VARIANTS names them.
+OPT_IN_VARIANTS = ("xla",)
 
 
-def variants_for(job: str, on_gpu: bool) -> list[str]:
+def variants_for(job: str, on_gpu: bool, opt_in: tuple[str, ...] = ()) -> list[str]:
     """The variants to time for ``job``: all on a GPU, fp32 on a CPU, or ``XFER_BENCH_VARIANTS``.
+
+    ``opt_in``: the ones of ``OPT_IN_VARIANTS`` the caller's framework has; they run only when
+    ``XFER_BENCH_VARIANTS`` names them, and the other framework leaves them out.
 
     Example:
         >>> variants_for("text", on_gpu=True)
@@ -46,11 +51,11 @@ def variants_for(job: str, on_gpu: bool) -> list[str]:
     chosen = os.environ.get("XFER_BENCH_VARIANTS")
     if chosen:
         wanted = [v.strip() for v in chosen.split(",") if v.strip()]
-        known = set(GPU_VARIANTS["cnn"]) | set(GPU_VARIANTS["text"])
+        known = set(GPU_VARIANTS["cnn"]) | set(GPU_VARIANTS["text"]) | set(OPT_IN_VARIANTS)
         unknown = [v for v in wanted if v not in known]
         if unknown:
             raise ValueError(f"XFER_BENCH_VARIANTS: unknown variants {unknown}; choose from {sorted(known)}")
-        return [v for v in wanted if v in GPU_VARIANTS[job]]
+        return [v for v in wanted if v in GPU_VARIANTS[job] or v in opt_in]
     return GPU_VARIANTS[job] if on_gpu else ["fp32"]
 
 

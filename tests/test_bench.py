@@ -77,6 +77,9 @@ def test_bench_variants_default_to_fp32_on_a_cpu_and_can_be_chosen(monkeypatch):
     monkeypatch.setenv("XFER_BENCH_VARIANTS", "fp32, amp+channels_last")
     assert bench_step_torch.variants_for("text", on_gpu=False) == ["fp32"]     # channels_last is for images
     assert bench_step_torch.variants_for("cnn", on_gpu=False) == ["fp32", "amp+channels_last"]
+    monkeypatch.setenv("XFER_BENCH_VARIANTS", "fp32,xla")                      # Keras's XLA, opt-in only
+    assert bench_step_torch.variants_for("cnn", on_gpu=False) == ["fp32"]
+    assert bench_step_torch.variants_for("text", on_gpu=True, opt_in=("xla",)) == ["fp32", "xla"]
     monkeypatch.setenv("XFER_BENCH_VARIANTS", "fp16")
     with pytest.raises(ValueError, match="unknown variants"):
         bench_step_torch.variants_for("cnn", on_gpu=False)

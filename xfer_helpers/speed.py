@@ -6,10 +6,11 @@ EfficientNet-Lite0 on 64 px images, PyTorch MiniLM and Keras MiniLM on 64-token 
 divided by that machine's figure. 1.0 = the README's machine; 0.5 = half as fast. The Keras
 step is there because the course spends about half its time in TensorFlow, and TensorFlow's
 speed does not follow PyTorch's from one CPU to another (on the slow machine of issue 16 the
-Keras step ran at 0.28 of the README machine's speed, PyTorch's at 0.44-0.61). Each throughput is the *best* of several short
-rounds: other work on the machine can only slow a round down, so the best round is what the
-machine can do, and it moves less from run to run than a mean or a median (on a virtual machine
-whose speed swings within seconds it still moves by about +-10 %).
+Keras step ran at 0.28 of the README machine's speed, PyTorch's at 0.44-0.61).
+Each throughput is the *best* of several short rounds: other work on the machine can only
+slow a round down, so the best round is what the machine can do, and it moves less from run to
+run than a mean or a median (on a virtual machine whose speed swings within seconds it still
+moves by about +-10 %).
 
     python -m xfer_helpers.speed          # CPU facts, the speed index, the course estimate
 """
